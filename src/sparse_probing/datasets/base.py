@@ -1,0 +1,333 @@
+"""The tokenizer-agnostic data model shared by every feature family.
+
+A probing dataset is a list of documents (plain text plus a group id for leakage-free splits). Labels are
+attached either to a whole document (``level="document"``) or to character spans inside it
+(``level="span"``). Nothing here depends on a tokenizer: :func:`align` maps documents and spans onto the
+tokens of any Hugging Face tokenizer, through its offset mapping, at activation-caching time.
+
+On disk a dataset is one gzip-compressed JSON-lines file ``<name>-<variant>.jsonl.gz``: the first line is
+the header (name, version, features, ...), every further line a document. Files are written
+deterministically (sorted keys, gzip mtime 0), so the same content always has the same sha256.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+Label = str | int | float
+Level = Literal["document", "span"]
+
+FORMAT_VERSION = 1
+
+
+DATA_DIR_ENV = "SPARSE_PROBING_DATA"
+"""Environment variable that overrides the project's ``data/`` directory."""
+
+
+class DatasetError(ValueError):
+    """A dataset file or source is missing, malformed or inconsistent."""
+
+
+def data_dir() -> Path:
+    """The project's ``data/`` directory: ``$SPARSE_PROBING_DATA`` if set, else ``<repository>/data``."""
+    env = os.environ.get(DATA_DIR_ENV)
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[3] / "data"
+
+
+@dataclass(frozen=True)
+class Span:
+    """A labelled character range ``text[start:end]`` of a document."""
+
+    start: int
+    """First character (inclusive)."""
+    end: int
+    """Last character (exclusive)."""
+    value: Label
+    """The label of this span for its feature (a class name, 0/1, or a number for regression)."""
+
+
+@dataclass(frozen=True)
+class Document:
+    """One text with its labels."""
+
+    doc_id: str
+    """Unique id within the dataset."""
+    group: str
+    """Split group: documents that share a group (e.g. translations of one chapter) never straddle splits."""
+    text: str
+    """The raw text."""
+    labels: Mapping[str, Label] = field(default_factory=dict)
+    """Document-level labels, by feature name."""
+    spans: Mapping[str, tuple[Span, ...]] = field(default_factory=dict)
+    """Span-level labels, by feature name."""
+    meta: Mapping[str, Any] = field(default_factory=dict)
+    """Provenance (source package, file, language, ...); never used as a label."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "doc_id": self.doc_id,
+            "group": self.group,
+            "text": self.text,
+            "labels": dict(self.labels),
+            "spans": {k: [[s.start, s.end, s.value] for s in v] for k, v in self.spans.items()},
+            "meta": dict(self.meta),
+        }
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> Document:
+        return cls(
+            doc_id=str(obj["doc_id"]),
+            group=str(obj["group"]),
+            text=obj["text"],
+            labels=dict(obj.get("labels", {})),
+            spans={k: tuple(Span(int(s), int(e), v) for s, e, v in spans) for k, spans in obj.get("spans", {}).items()},
+            meta=dict(obj.get("meta", {})),
+        )
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One probed property: a column of labels."""
+
+    name: str
+    """Feature name, unique in the dataset (e.g. ``language``, ``social_security``)."""
+    task: Literal["classification", "regression"] = "classification"
+    """Classification features are probed one-vs-rest per class; regression features with a linear model."""
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class ProbingDataset:
+    """A named, versioned collection of labelled documents."""
+
+    name: str
+    """Family name, e.g. ``natural_language``."""
+    version: str
+    """Content version; bump it when the builder changes what it writes. Enters the activation cache key."""
+    variant: str
+    """Size variant: ``smoke`` (tests, CI) or ``default`` (the book)."""
+    level: Level
+    """``document``: one example per document; ``span``: one example per distinct labelled span."""
+    features: tuple[Feature, ...]
+    documents: tuple[Document, ...]
+    description: str = ""
+    default_reduce: Literal["mean", "max", "last"] = "mean"
+    """How activations of the tokens of one example are pooled unless the caller says otherwise."""
+    skip_first: int = 0
+    """Document level: leading tokens left out of the pooled window (the paper skips 25-100 for long contexts)."""
+
+    def __post_init__(self) -> None:
+        names = [f.name for f in self.features]
+        if len(set(names)) != len(names):
+            raise DatasetError(f"dataset {self.name!r}: duplicate feature names {names}")
+        ids = [d.doc_id for d in self.documents]
+        if len(set(ids)) != len(ids):
+            raise DatasetError(f"dataset {self.name!r}: duplicate doc_id values")
+
+    # ------------------------------------------------------------------ derived
+    @property
+    def feature_names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    def header(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT_VERSION,
+            "name": self.name,
+            "version": self.version,
+            "variant": self.variant,
+            "level": self.level,
+            "features": [asdict(f) for f in self.features],
+            "description": self.description,
+            "default_reduce": self.default_reduce,
+            "skip_first": self.skip_first,
+            "n_documents": len(self.documents),
+        }
+
+    def to_bytes(self) -> bytes:
+        """The canonical uncompressed serialization (its sha256 is :attr:`sha256`)."""
+        lines = [json.dumps(self.header(), sort_keys=True, ensure_ascii=False)]
+        lines += [json.dumps(d.to_json(), sort_keys=True, ensure_ascii=False) for d in self.documents]
+        return ("\n".join(lines) + "\n").encode("utf-8")
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.to_bytes()).hexdigest()
+
+    @property
+    def key(self) -> str:
+        """Identity used in cache keys and results: name, variant, version and content digest."""
+        return f"{self.name}-{self.variant}-v{self.version}-{self.sha256[:12]}"
+
+    def label_table(self) -> pd.DataFrame:
+        """Examples as rows: doc index, character window, group and one column per feature (NaN = unlabelled)."""
+        rows: list[dict[str, Any]] = []
+        if self.level == "document":
+            for i, doc in enumerate(self.documents):
+                row = {"doc": i, "char_start": 0, "char_end": len(doc.text), "group": doc.group}
+                row.update({f: doc.labels.get(f, np.nan) for f in self.feature_names})
+                rows.append(row)
+        else:
+            for i, doc in enumerate(self.documents):
+                by_span: dict[tuple[int, int], dict[str, Label]] = {}
+                for fname in self.feature_names:
+                    for s in doc.spans.get(fname, ()):
+                        by_span.setdefault((s.start, s.end), {})[fname] = s.value
+                for (start, end), vals in sorted(by_span.items()):
+                    row = {"doc": i, "char_start": start, "char_end": end, "group": doc.group}
+                    row.update({f: vals.get(f, np.nan) for f in self.feature_names})
+                    rows.append(row)
+        cols = ["doc", "char_start", "char_end", "group", *self.feature_names]
+        return pd.DataFrame(rows, columns=cols)
+
+    def subset(self, n_documents: int, *, variant: str | None = None) -> ProbingDataset:
+        """The first ``n_documents`` documents (builders order documents so that a prefix is balanced)."""
+        return ProbingDataset(
+            name=self.name,
+            version=self.version,
+            variant=variant or f"{self.variant}[:{n_documents}]",
+            level=self.level,
+            features=self.features,
+            documents=self.documents[:n_documents],
+            description=self.description,
+            default_reduce=self.default_reduce,
+            skip_first=self.skip_first,
+        )
+
+    # ------------------------------------------------------------------ I/O
+    def save(self, directory: str | Path) -> Path:
+        """Write ``<directory>/<name>-<variant>.jsonl.gz`` deterministically; returns the path."""
+        path = Path(directory) / f"{self.name}-{self.variant}.jsonl.gz"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        buf = io.BytesIO()
+        with gzip.GzipFile(filename="", mode="wb", fileobj=buf, mtime=0, compresslevel=9) as gz:
+            gz.write(self.to_bytes())
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_bytes(buf.getvalue())
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> ProbingDataset:
+        path = Path(path)
+        if not path.exists():
+            raise DatasetError(f"dataset file {path} does not exist; build it with `make data`")
+        try:
+            with gzip.open(path, "rt", encoding="utf-8") as fh:
+                header = json.loads(fh.readline())
+                docs = tuple(Document.from_json(json.loads(line)) for line in fh if line.strip())
+        except (OSError, EOFError, json.JSONDecodeError, KeyError) as err:
+            raise DatasetError(f"dataset file {path} is corrupt ({err}); rebuild it with `make data`") from err
+        if header.get("format") != FORMAT_VERSION:
+            raise DatasetError(f"{path}: format {header.get('format')} is not {FORMAT_VERSION}; rebuild it")
+        if header.get("n_documents") != len(docs):
+            raise DatasetError(f"{path}: header says {header.get('n_documents')} documents, file has {len(docs)}")
+        return cls(
+            name=header["name"],
+            version=header["version"],
+            variant=header["variant"],
+            level=header["level"],
+            features=tuple(Feature(**f) for f in header["features"]),
+            documents=docs,
+            description=header.get("description", ""),
+            default_reduce=header.get("default_reduce", "mean"),
+            skip_first=header.get("skip_first", 0),
+        )
+
+
+# ---------------------------------------------------------------------- alignment
+@dataclass(frozen=True)
+class Alignment:
+    """A dataset tokenized by one tokenizer: token ids per document and a token window per example."""
+
+    input_ids: tuple[np.ndarray, ...]
+    """Token ids of each document (special tokens included, truncated to the context length)."""
+    examples: pd.DataFrame
+    """One row per example that survived truncation: ``doc``, ``tok_start``, ``tok_end`` (exclusive),
+    ``group`` and one column per feature."""
+    n_dropped: int
+    """Examples lost because their span lies beyond the context length or covers no token."""
+
+
+def token_window(offsets_P2: np.ndarray, char_start: int, char_end: int) -> tuple[int, int] | None:
+    """Token range ``[first, last + 1)`` of the tokens overlapping ``[char_start, char_end)``.
+
+    Special tokens (empty offsets) never overlap. Returns None when no token overlaps.
+    """
+    starts, ends = offsets_P2[:, 0], offsets_P2[:, 1]
+    hit = (starts < char_end) & (ends > char_start) & (ends > starts)
+    idx = np.flatnonzero(hit)
+    if idx.size == 0:
+        return None
+    return int(idx[0]), int(idx[-1]) + 1
+
+
+def tokenize_documents(tokenizer: Any, texts: Sequence[str], max_length: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Token ids and character offsets per text, with the tokenizer's own special tokens, truncated."""
+    if not getattr(tokenizer, "is_fast", False):
+        raise TypeError(
+            f"{type(tokenizer).__name__} is a slow tokenizer; span alignment needs offset mappings, "
+            "which only fast (Rust) tokenizers provide. Load the tokenizer with use_fast=True."
+        )
+    enc = tokenizer(
+        list(texts),
+        add_special_tokens=True,
+        truncation=True,
+        max_length=max_length,
+        return_offsets_mapping=True,
+        return_attention_mask=False,
+    )
+    ids = [np.asarray(x, dtype=np.int64) for x in enc["input_ids"]]
+    offsets = [np.asarray(x, dtype=np.int64).reshape(-1, 2) for x in enc["offset_mapping"]]
+    # Special tokens report (0, 0); some tokenizers report the full text for them instead: zero those out.
+    special = set(getattr(tokenizer, "all_special_ids", []))
+    for i, off in zip(ids, offsets, strict=True):
+        mask = np.isin(i, list(special))
+        off[mask] = 0
+    return ids, offsets
+
+
+def align(dataset: ProbingDataset, tokenizer: Any, max_length: int) -> Alignment:
+    """Tokenize every document and map each example's character window onto token positions.
+
+    Document-level examples span all real tokens of the document (special tokens excluded), minus the first
+    ``dataset.skip_first`` of them; span-level examples cover the tokens that overlap the span.
+    """
+    table = dataset.label_table()
+    ids, offsets = tokenize_documents(tokenizer, [d.text for d in dataset.documents], max_length)
+    tok_start = np.full(len(table), -1, dtype=np.int64)
+    tok_end = np.full(len(table), -1, dtype=np.int64)
+    docs = table["doc"].to_numpy()
+    cs, ce = table["char_start"].to_numpy(), table["char_end"].to_numpy()
+    for r in range(len(table)):
+        win = token_window(offsets[docs[r]], int(cs[r]), int(ce[r]))
+        if win is None:
+            continue
+        start, end = win
+        if dataset.level == "document":
+            start = min(start + dataset.skip_first, end - 1)
+        elif end > len(ids[docs[r]]) or ce[r] > offsets[docs[r]][:, 1].max(initial=0):
+            continue  # span truncated by the context length: the tokens we have do not cover it
+        tok_start[r], tok_end[r] = start, end
+    keep = tok_start >= 0
+    examples = table.loc[keep].drop(columns=["char_start", "char_end"]).copy()
+    examples.insert(1, "tok_start", tok_start[keep])
+    examples.insert(2, "tok_end", tok_end[keep])
+    return Alignment(input_ids=tuple(ids), examples=examples.reset_index(drop=True), n_dropped=int((~keep).sum()))
+
+
+def one_vs_rest(values: Iterable[Label], positive: Label) -> np.ndarray:
+    """Binary 0/1 labels: 1 where the value equals ``positive``."""
+    return np.asarray([v == positive for v in values], dtype=np.int64)

