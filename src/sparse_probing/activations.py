@@ -162,7 +162,9 @@ def _array_name(hook: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- pooling
-def pool(acts_BPD: torch.Tensor, batch_idx: np.ndarray, start: np.ndarray, end: np.ndarray, reduce: Reduce) -> np.ndarray:
+def pool(
+    acts_BPD: torch.Tensor, batch_idx: np.ndarray, start: np.ndarray, end: np.ndarray, reduce: Reduce
+) -> np.ndarray:
     """Pool token activations over each example's window ``[start, end)`` of sequence ``batch_idx``.
 
     Returns an (N, D) float32 array. Windows hold only real tokens (padding and special tokens excluded by
@@ -214,6 +216,58 @@ def _file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _pad(ids: list[np.ndarray], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded token ids and attention mask for one batch of documents."""
+    width = max(len(x) for x in ids)
+    tokens_BP = torch.full((len(ids), width), pad_id, dtype=torch.long)
+    mask_BP = torch.zeros((len(ids), width), dtype=torch.long)
+    for j, x in enumerate(ids):
+        tokens_BP[j, : len(x)] = torch.as_tensor(x)
+        mask_BP[j, : len(x)] = 1
+    return tokens_BP, mask_BP
+
+
+def _forward_pooled(
+    model: LoadedModel, tokens_BP: torch.Tensor, mask_BP: torch.Tensor, hooks: list[str], stop_at_layer: int,
+    windows: tuple[np.ndarray, np.ndarray, np.ndarray], reduce: Reduce,
+) -> dict[str, np.ndarray]:  # fmt: skip
+    """One forward pass up to ``stop_at_layer``; each hook's activations pooled over the example windows.
+
+    Pooling happens inside the hook, so only one layer's (B, P, D) activations are alive at a time.
+    """
+    pooled: dict[str, np.ndarray] = {}
+
+    def pool_into(name: str) -> Any:
+        def fn(acts_BPD: torch.Tensor, hook: Any) -> None:
+            pooled[name] = pool(acts_BPD.float(), *windows, reduce).astype(np.float16)
+
+        return fn
+
+    with torch.inference_mode():
+        model.bridge.run_with_hooks(
+            tokens_BP,
+            fwd_hooks=[(hook, pool_into(hook)) for hook in hooks],
+            return_type=None,
+            stop_at_layer=stop_at_layer,
+            attention_mask=mask_BP,
+        )
+    return pooled
+
+
+def _start_or_resume(partial: Path, key: str, spec: ActivationSpec, hooks: list[str], n: int, d: int) -> dict:
+    """The progress record of a ``.partial`` directory, resumed if it belongs to this key, else started afresh."""
+    progress_path = partial / "progress.json"
+    progress = json.loads(progress_path.read_text()) if progress_path.exists() else None
+    if progress is None or progress.get("key") != key or progress.get("batch_size") != spec.batch_size:
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        for hook in hooks:
+            np.lib.format.open_memmap(partial / _array_name(hook), mode="w+", dtype=np.float16, shape=(n, d)).flush()
+        progress = {"key": key, "batch_size": spec.batch_size, "done": []}
+        progress_path.write_text(json.dumps(progress))
+    return progress
+
+
 def _compute(
     spec: ActivationSpec, dataset: ProbingDataset, model: LoadedModel, key: str, partial: Path, model_digest: str
 ) -> None:
@@ -229,49 +283,29 @@ def _compute(
     n, d = len(ex), model.d_mlp
     lengths = np.array([len(ids) for ids in alignment.input_ids])
     batches = _batches(lengths, spec.batch_size)
-
+    progress = _start_or_resume(partial, key, spec, hooks, n, d)
     progress_path = partial / "progress.json"
-    progress = json.loads(progress_path.read_text()) if progress_path.exists() else None
-    if progress is None or progress.get("key") != key or progress.get("batch_size") != spec.batch_size:
-        shutil.rmtree(partial, ignore_errors=True)
-        partial.mkdir(parents=True)
-        for hook in hooks:
-            np.lib.format.open_memmap(partial / _array_name(hook), mode="w+", dtype=np.float16, shape=(n, d)).flush()
-        progress = {"key": key, "batch_size": spec.batch_size, "done": []}
-        progress_path.write_text(json.dumps(progress))
     done = set(progress["done"])
     offsets = {hook: _header_size(partial / _array_name(hook)) for hook in hooks}
     rows_by_doc = ex.groupby("doc").indices
+    ex_doc, ex_start, ex_end = (ex[c].to_numpy() for c in ("doc", "tok_start", "tok_end"))
     pad_id = model.tokenizer.pad_token_id if model.tokenizer.pad_token_id is not None else 0
-    bridge = model.bridge
-    files = {hook: open(partial / _array_name(hook), "r+b") for hook in hooks}  # noqa: SIM115
+    files = {hook: open(partial / _array_name(hook), "r+b") for hook in hooks}
     try:
         bar = tqdm(total=len(batches), initial=len(done), desc=f"caching {spec.model} x {spec.dataset}", unit="batch")
         for bi, docs in enumerate(batches):
             if bi in done:
                 continue
-            width = int(lengths[docs].max())
-            tokens_BP = torch.full((len(docs), width), pad_id, dtype=torch.long)
-            mask_BP = torch.zeros((len(docs), width), dtype=torch.long)
-            for j, doc in enumerate(docs):
-                tokens_BP[j, : lengths[doc]] = torch.as_tensor(alignment.input_ids[doc])
-                mask_BP[j, : lengths[doc]] = 1
             rows = np.concatenate([rows_by_doc.get(int(doc), np.empty(0, dtype=np.int64)) for doc in docs])
             if rows.size:
                 local = {int(doc): j for j, doc in enumerate(docs)}
-                b_idx = np.array([local[int(x)] for x in ex["doc"].to_numpy()[rows]])
-                starts, ends = ex["tok_start"].to_numpy()[rows], ex["tok_end"].to_numpy()[rows]
-                with torch.inference_mode():
-                    _, cache = bridge.run_with_cache(
-                        tokens_BP, names_filter=hooks, stop_at_layer=max(layers) + 1, attention_mask=mask_BP
-                    )
-                for hook in hooks:
-                    pooled_ND = pool(cache[hook].float(), b_idx, starts, ends, reduce).astype(np.float16)
-                    fh = files[hook]
-                    for r, row in zip(rows, pooled_ND, strict=True):
+                windows = (np.array([local[int(x)] for x in ex_doc[rows]]), ex_start[rows], ex_end[rows])
+                tokens_BP, mask_BP = _pad([alignment.input_ids[doc] for doc in docs], pad_id)
+                pooled = _forward_pooled(model, tokens_BP, mask_BP, hooks, max(layers) + 1, windows, reduce)
+                for hook, fh in files.items():
+                    for r, row_D in zip(rows, pooled[hook], strict=True):
                         fh.seek(offsets[hook] + int(r) * d * 2)
-                        fh.write(row.tobytes())
-                del cache
+                        fh.write(row_D.tobytes())
             for fh in files.values():
                 fh.flush()
                 os.fsync(fh.fileno())
@@ -279,7 +313,7 @@ def _compute(
             progress["done"] = sorted(done)
             tmp = progress_path.with_suffix(".tmp")
             tmp.write_text(json.dumps(progress))
-            tmp.replace(progress_path)
+            tmp.replace(progress_path)  # only batches whose rows are on disk are ever marked done
             bar.update(1)
         bar.close()
     finally:

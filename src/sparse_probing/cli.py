@@ -1,9 +1,9 @@
 """Command-line entry point: ``sparse-probing <command>`` (installed with the package).
 
-    sparse-probing models                       list the models that load offline
-    sparse-probing datasets [--variant V]       list the probing datasets and their sizes
-    sparse-probing cache --model M --dataset D  compute (or load) an activation cache entry
-    sparse-probing pipeline [--variant smoke]   cache activations of a model on every built dataset
+sparse-probing models                       list the models that load offline
+sparse-probing datasets [--variant V]       list the probing datasets and their sizes
+sparse-probing cache --model M --dataset D  compute (or load) an activation cache entry
+sparse-probing pipeline [--variant smoke]   cache activations of a model on every built dataset
 """
 
 from __future__ import annotations

@@ -111,7 +111,7 @@ def test_checksum_verification(tiny_model, toy_dataset, tmp_path):
 
 
 def test_bad_inputs(tiny_model, toy_dataset, tmp_path):
-    with pytest.raises(ValueError, match="layers 0..1"):
+    with pytest.raises(ValueError, match=r"layers 0\.\.1"):
         load_or_compute(dataclasses.replace(SPEC, layers=(5,)), model=tiny_model, dataset=toy_dataset, root=tmp_path)
     with pytest.raises(ValueError, match="reduce"):
         ActivationSpec(model="tiny-neox", dataset="toy", reduce="median")

@@ -52,7 +52,7 @@ def test_local_directory(tiny_model, tmp_path):
     assert local.n_layers == 2 and local.d_mlp == 256
     assert fingerprint(str(tmp_path)) == local.weights_digest
     (tmp_path / "config.json").unlink()
-    with pytest.raises(ModelNotAvailableError, match="config.json"):
+    with pytest.raises(ModelNotAvailableError, match=r"config\.json"):
         load_model(str(tmp_path))
 
 

@@ -1,0 +1,166 @@
+"""Activation-cache throughput vs a bare full forward pass, and peak memory vs dataset size.
+
+    .venv/bin/python benchmarks/bench_cache.py                      # all three models, writes RESULTS.md
+    .venv/bin/python benchmarks/bench_cache.py --models tiny-neox   # one model
+
+Throughput: the same documents (natural_language, default variant), batch 8, context 128, fp32 on CPU.
+"full forward" is ``bridge(tokens)`` with logits and no hooks; "cache" is :func:`load_or_compute` for every
+layer's ``mlp.hook_post`` (pooling and fp16 writes included), which stops after the last block and never computes
+the unembedding. Peak RSS: a fresh process caches N and then 4N documents (one layer); it should stay flat because
+batches stream to disk.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from sparse_probing.activations import ActivationSpec, load_or_compute
+from sparse_probing.datasets import load_dataset
+from sparse_probing.datasets.base import tokenize_documents
+from sparse_probing.models import load_model
+
+RESULTS = Path(__file__).with_name("RESULTS.md")
+SECTION = "## Activation cache"
+
+
+def _full_forward_seconds(model, ids: list, batch_size: int) -> float:
+    pad = model.tokenizer.pad_token_id or 0
+    order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    start = time.perf_counter()
+    with torch.inference_mode():
+        for batch in batches:
+            width = max(len(ids[i]) for i in batch)
+            tokens = torch.full((len(batch), width), pad, dtype=torch.long)
+            mask = torch.zeros_like(tokens)
+            for j, i in enumerate(batch):
+                tokens[j, : len(ids[i])] = torch.as_tensor(ids[i])
+                mask[j, : len(ids[i])] = 1
+            model.bridge(tokens, attention_mask=mask)
+    return time.perf_counter() - start
+
+
+def throughput(name: str, n_docs: int, max_length: int, batch_size: int) -> dict:
+    model = load_model(name)
+    ds = load_dataset("natural_language", "default").subset(n_docs)
+    ids, _ = tokenize_documents(model.tokenizer, [d.text for d in ds.documents], max_length)
+    n_tokens = sum(len(x) for x in ids)
+    _full_forward_seconds(model, ids[:batch_size], batch_size)  # warm-up
+    full = _full_forward_seconds(model, ids, batch_size)
+    spec = ActivationSpec(
+        model=name, dataset="natural_language", variant="default", max_length=max_length, n_documents=n_docs,
+        batch_size=batch_size,
+    )  # fmt: skip
+    with tempfile.TemporaryDirectory() as root:
+        start = time.perf_counter()
+        load_or_compute(spec, model=model, dataset=ds, root=root)
+        cached = time.perf_counter() - start
+    return {
+        "model": name,
+        "layers": model.n_layers,
+        "tokens": n_tokens,
+        "full_tok_s": n_tokens / full,
+        "cache_tok_s": n_tokens / cached,
+        "speedup": full / cached,
+    }
+
+
+def _rss_child(name: str, n_docs: int, max_length: int, layer: int) -> None:
+    model = load_model(name)
+    ds = load_dataset("natural_language", "default")
+    docs = (ds.documents * (n_docs // len(ds.documents) + 1))[:n_docs]
+    ds = dataclasses.replace(
+        ds, documents=tuple(dataclasses.replace(d, doc_id=f"{d.doc_id}#{i}") for i, d in enumerate(docs))
+    )
+    spec = ActivationSpec(model=name, dataset="natural_language", variant="default", layers=(layer,),
+                          max_length=max_length)  # fmt: skip
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with tempfile.TemporaryDirectory() as root:
+        load_or_compute(spec, model=model, dataset=ds, root=root)
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"rss_before_cache_mb": before / 1024, "peak_rss_mb": after / 1024}))
+
+
+def peak_rss(name: str, n_docs: int, max_length: int, layer: int) -> dict:
+    cmd = [sys.executable, __file__, "--rss-child", name, "--n-docs", str(n_docs), "--max-length", str(max_length),
+           "--layer", str(layer)]  # fmt: skip
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+    return {"model": name, "documents": n_docs, **json.loads(out)}
+
+
+def write_section(lines: list[str]) -> None:
+    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
+    body = "\n".join([SECTION, "", *lines, ""])
+    if SECTION in text:
+        head, rest = text.split(SECTION, 1)
+        nxt = rest.find("\n## ")
+        text = head + body + (rest[nxt + 1 :] if nxt >= 0 else "")
+    else:
+        text = text.rstrip("\n") + "\n\n" + body
+    RESULTS.write_text(text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", default="tiny-neox,smollm2-135m,gemma-3-270m")
+    parser.add_argument("--n-docs", type=int, default=48)
+    parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--rss-model", default="smollm2-135m")
+    parser.add_argument("--rss-docs", type=int, default=64, help="N; the memory test also runs 4N")
+    parser.add_argument("--rss-child", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--layer", type=int, default=15, help=argparse.SUPPRESS)
+    parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
+    args = parser.parse_args()
+    if args.rss_child:
+        _rss_child(args.rss_child, args.n_docs, args.max_length, args.layer)
+        return
+
+    rows = [throughput(m, args.n_docs, args.max_length, args.batch_size) for m in args.models.split(",")]
+    rss = [peak_rss(args.rss_model, n, args.max_length, args.layer) for n in (args.rss_docs, 4 * args.rss_docs)]
+    cpu = platform.processor() or platform.machine()
+    lines = [
+        f"Machine: {os.cpu_count()} CPU cores ({cpu}), no GPU, fp32, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads. Date: {datetime.date.today()}.",
+        f"Command: `.venv/bin/python benchmarks/bench_cache.py --models {args.models} --n-docs {args.n_docs}`",
+        "",
+        f"Throughput on {args.n_docs} natural_language documents, batch {args.batch_size}, context {args.max_length}:"
+        " full forward (logits, no hooks) vs caching every layer's `mlp.hook_post` (goal: >= 1.2x on SmolLM2,"
+        " >= 2.5x on Gemma-3-270M).",
+        "",
+        "| model | layers | tokens | full forward tok/s | cache tok/s | speed-up |",
+        "|---|---|---|---|---|---|",
+        *(
+            f"| {r['model']} | {r['layers']} | {r['tokens']} | {r['full_tok_s']:.0f} | {r['cache_tok_s']:.0f} "
+            f"| {r['speedup']:.2f}x |"
+            for r in rows
+        ),
+        "",
+        f"Peak resident memory, {args.rss_model}, one layer, a fresh process per run (goal: flat in N):",
+        "",
+        "| documents | peak RSS before caching (MB) | peak RSS after caching (MB) |",
+        "|---|---|---|",
+        *(f"| {r['documents']} | {r['rss_before_cache_mb']:.0f} | {r['peak_rss_mb']:.0f} |" for r in rss),
+    ]
+    print("\n".join(lines))
+    if not args.no_write:
+        write_section(lines)
+
+
+if __name__ == "__main__":
+    main()
