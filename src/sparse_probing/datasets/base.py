@@ -16,8 +16,10 @@ import gzip
 import hashlib
 import io
 import json
+import math
 import os
-from collections.abc import Iterable, Mapping, Sequence
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -26,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 Label = str | int | float
-Level = Literal["document", "span"]
+Level = Literal["document", "span", "token"]
 
 FORMAT_VERSION = 1
 
@@ -45,6 +47,59 @@ def data_dir() -> Path:
     if env:
         return Path(env)
     return Path(__file__).resolve().parents[3] / "data"
+
+
+# ---------------------------------------------------------------------------------------------------- token rules
+@dataclass(frozen=True)
+class TokenRule:
+    """A label computed from a token's surface text and its position in the tokenized document."""
+
+    name: str
+    fn: Callable[[str, int, int], Label]
+    """``fn(surface, position, n_tokens)``: ``surface`` is the document text from the end of the previous token to
+    the end of this one (so it includes the leading space whether or not the tokenizer's offsets do), ``position``
+    the index in ``input_ids`` (special tokens included), ``n_tokens`` the length of ``input_ids``."""
+    description: str
+    task: Literal["classification", "regression"] = "classification"
+    needs_text: bool = True
+    """Surface rules are undefined (NaN) for a token with empty surface (e.g. the 2nd byte of a split character)."""
+
+
+def _regex_rule(name: str, pattern: str, description: str, flags: int = 0) -> TokenRule:
+    rx = re.compile(pattern, flags)
+    return TokenRule(
+        name, lambda surface, _pos, _n: int(rx.search(surface) is not None), f"{description} (/{pattern}/)"
+    )
+
+
+TOKEN_RULES: dict[str, TokenRule] = {
+    r.name: r
+    for r in [
+        _regex_rule("contains_digit", r"\d", "contains a digit"),
+        _regex_rule("all_digits", r"^\s*\d+$", "only digits (after an optional leading space)"),
+        _regex_rule("contains_capital", r"[A-Z]", "contains an ASCII capital letter"),
+        _regex_rule("leading_capital", r"^\s*[A-Z]", "first non-space character is a capital"),
+        _regex_rule("all_capitals", r"^\s*[A-Z]{2,}$", "two or more capitals and nothing else"),
+        _regex_rule("contains_whitespace", r"\s", "contains whitespace"),
+        _regex_rule("has_leading_space", r"^ ", "starts with a space"),
+        _regex_rule("no_leading_space_and_loweralpha", r"^[a-z]+$", "only lowercase letters, no leading space"),
+        _regex_rule("all_whitespace", r"^\s+$", "only whitespace"),
+        _regex_rule("is_not_alphanumeric", r"^[^A-Za-z0-9]+$", "no ASCII letter or digit"),
+        _regex_rule("is_not_ascii", r"[^\x00-\x7f]", "contains a non-ASCII character"),
+        TokenRule("position", lambda _s, pos, _n: pos, "index of the token in the sequence", "regression", False),
+        TokenRule(
+            "log_position", lambda _s, pos, _n: math.log1p(pos), "log(1 + index) of the token", "regression", False
+        ),
+        TokenRule(
+            "relative_position",
+            lambda _s, pos, n: pos / max(1, n - 1),
+            "index / (sequence length - 1)",
+            "regression",
+            False,
+        ),
+    ]
+}
+"""Registered token rules; the first eleven are the paper's text features."""
 
 
 @dataclass(frozen=True)
@@ -107,6 +162,13 @@ class Feature:
     task: Literal["classification", "regression"] = "classification"
     """Classification features are probed one-vs-rest per class; regression features with a linear model."""
     description: str = ""
+    rule: str | None = None
+    """Token-level datasets only: name of the :data:`TOKEN_RULES` entry that computes the label of each token from
+    its surface text and position (the label exists only after tokenization, so it is computed in :func:`align`)."""
+
+    def __post_init__(self) -> None:
+        if self.rule is not None and self.rule not in TOKEN_RULES:
+            raise DatasetError(f"feature {self.name!r}: unknown token rule {self.rule!r}; known: {sorted(TOKEN_RULES)}")
 
 
 @dataclass(frozen=True)
@@ -120,16 +182,21 @@ class ProbingDataset:
     variant: str
     """Size variant: ``smoke`` (tests, CI) or ``default`` (the book)."""
     level: Level
-    """``document``: one example per document; ``span``: one example per distinct labelled span."""
+    """``document``: one example per document; ``span``: one example per distinct labelled span; ``token``: one
+    example per token (computed in :func:`align`; labels from :attr:`Feature.rule` or from the span covering the
+    token)."""
     features: tuple[Feature, ...]
     documents: tuple[Document, ...]
     description: str = ""
     default_reduce: Literal["mean", "max", "last"] = "mean"
     """How activations of the tokens of one example are pooled unless the caller says otherwise."""
     skip_first: int = 0
-    """Document level: leading tokens left out of the pooled window (the paper skips 25-100 for long contexts)."""
+    """Document level: leading tokens left out of the pooled window (the paper skips 25-100 for long contexts).
+    Token level: leading tokens of each document that are not examples."""
 
     def __post_init__(self) -> None:
+        if self.level != "token" and any(f.rule for f in self.features):
+            raise DatasetError(f"dataset {self.name!r}: token rules need level='token', not {self.level!r}")
         names = [f.name for f in self.features]
         if len(set(names)) != len(names):
             raise DatasetError(f"dataset {self.name!r}: duplicate feature names {names}")
@@ -172,9 +239,13 @@ class ProbingDataset:
         return f"{self.name}-{self.variant}-v{self.version}-{self.sha256[:12]}"
 
     def label_table(self) -> pd.DataFrame:
-        """Examples as rows: doc index, character window, group and one column per feature (NaN = unlabelled)."""
+        """Examples as rows: doc index, character window, group and one column per feature (NaN = unlabelled).
+
+        Token-level datasets have no examples before tokenization: their table has one row per document (the
+        document's labels, NaN for rule features); :func:`align` expands it into one row per token.
+        """
         rows: list[dict[str, Any]] = []
-        if self.level == "document":
+        if self.level in ("document", "token"):
             for i, doc in enumerate(self.documents):
                 row = {"doc": i, "char_start": 0, "char_end": len(doc.text), "group": doc.group}
                 row.update({f: doc.labels.get(f, np.nan) for f in self.feature_names})
@@ -274,7 +345,9 @@ def token_window(offsets_P2: np.ndarray, char_start: int, char_end: int) -> tupl
     return int(idx[0]), int(idx[-1]) + 1
 
 
-def tokenize_documents(tokenizer: Any, texts: Sequence[str], max_length: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def tokenize_documents(
+    tokenizer: Any, texts: Sequence[str], max_length: int
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Token ids and character offsets per text, with the tokenizer's own special tokens, truncated."""
     if not getattr(tokenizer, "is_fast", False):
         raise TypeError(
@@ -305,8 +378,10 @@ def align(dataset: ProbingDataset, tokenizer: Any, max_length: int) -> Alignment
     Document-level examples span all real tokens of the document (special tokens excluded), minus the first
     ``dataset.skip_first`` of them; span-level examples cover the tokens that overlap the span.
     """
-    table = dataset.label_table()
     ids, offsets = tokenize_documents(tokenizer, [d.text for d in dataset.documents], max_length)
+    if dataset.level == "token":
+        return _align_tokens(dataset, ids, offsets)
+    table = dataset.label_table()
     tok_start = np.full(len(table), -1, dtype=np.int64)
     tok_end = np.full(len(table), -1, dtype=np.int64)
     docs = table["doc"].to_numpy()
@@ -326,6 +401,50 @@ def align(dataset: ProbingDataset, tokenizer: Any, max_length: int) -> Alignment
     examples.insert(1, "tok_start", tok_start[keep])
     examples.insert(2, "tok_end", tok_end[keep])
     return Alignment(input_ids=tuple(ids), examples=examples.reset_index(drop=True), n_dropped=int((~keep).sum()))
+
+
+def token_surfaces(text: str, offsets_P2: np.ndarray) -> list[str | None]:
+    """Surface text of every token: ``text[end of previous real token : end of this token]``; None for specials.
+
+    Taking the text since the previous token's end makes the surface independent of whether a tokenizer's offsets
+    include the leading space (GPT-2 style with ``trim_offsets``) or not.
+    """
+    out: list[str | None] = []
+    prev_end = 0
+    for start, end in offsets_P2.tolist():
+        if start == end == 0:
+            out.append(None)  # special token
+            continue
+        out.append(text[prev_end:end] if end > prev_end else "")
+        prev_end = max(prev_end, end)
+    return out
+
+
+def _align_tokens(dataset: ProbingDataset, ids: list[np.ndarray], offsets: list[np.ndarray]) -> Alignment:
+    """One example per real token after the first ``skip_first``; labels from rules, spans or document labels."""
+    rules = {f.name: TOKEN_RULES[f.rule] for f in dataset.features if f.rule}
+    rows: list[dict[str, Any]] = []
+    for d, doc in enumerate(dataset.documents):
+        offs = offsets[d]
+        n = len(ids[d])
+        surfaces = token_surfaces(doc.text, offs)
+        real = [t for t, srf in enumerate(surfaces) if srf is not None]
+        for t in real[dataset.skip_first :]:
+            surface = surfaces[t]
+            row: dict[str, Any] = {"doc": d, "tok_start": t, "tok_end": t + 1, "group": doc.group}
+            start, end = int(offs[t, 0]), int(offs[t, 1])
+            for f in dataset.features:
+                if f.name in rules:
+                    rule = rules[f.name]
+                    row[f.name] = np.nan if (rule.needs_text and not surface) else rule.fn(surface or "", t, n)
+                elif f.name in doc.spans:
+                    hit = [s.value for s in doc.spans[f.name] if s.start < end and s.end > start]
+                    row[f.name] = hit[0] if hit else np.nan
+                else:
+                    row[f.name] = doc.labels.get(f.name, np.nan)
+            rows.append(row)
+    cols = ["doc", "tok_start", "tok_end", "group", *dataset.feature_names]
+    return Alignment(input_ids=tuple(ids), examples=pd.DataFrame(rows, columns=cols), n_dropped=0)
 
 
 def one_vs_rest(values: Iterable[Label], positive: Label) -> np.ndarray:
