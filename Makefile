@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: venv test test-fast lint format book data bench lock clean-cache
+.PHONY: venv test test-fast lint format book data models bench lock clean-cache
 
 venv: $(STAMP)
 
@@ -42,6 +42,14 @@ book: venv
 data: venv
 	-apt-get update -qq || echo "apt-get update failed: run it as root if package downloads fail"
 	$(BIN)/python -m sparse_probing.datasets.build
+	$(BIN)/python -m sparse_probing.training corpus
+	$(BIN)/python -m sparse_probing.training tokenizer
+
+# Trains mini-1..mini-4 one after another (about 2 h on 2 cores), resuming from checkpoints in data/cache/training/;
+# MAX_MINUTES=N stops cleanly after N minutes (run again to resume). Then writes data/models/REPORT.md.
+models: venv
+	$(BIN)/python -m sparse_probing.training train $(if $(MAX_MINUTES),--max-minutes $(MAX_MINUTES))
+	$(BIN)/python -m sparse_probing.training report
 
 bench: venv
 	$(BIN)/python benchmarks/bench_cache.py

@@ -266,6 +266,33 @@ OFFLINE_MODELS: dict[str, OfflineModel] = {
 }
 
 
+# The mini family (sparse_probing.training): Pythia-architecture models trained in this repository, one directory
+# each under data/models/ (fp16 safetensors, config, tokenizer, training summary).
+def _mini_dir(name: str) -> Path:
+    path = MODELS_DIR / name
+    if not (path / "config.json").exists():
+        raise ModelNotAvailableError(
+            f"{name} is not trained yet: {path} holds no config.json. Train the mini family with `make models` "
+            "(python -m sparse_probing.training train)."
+        )
+    return path
+
+
+def _register_mini_family() -> None:
+    from sparse_probing.training.family import MINI_FAMILY
+
+    for m in MINI_FAMILY:
+        OFFLINE_MODELS[m.name] = OfflineModel(
+            lambda spec, _n=m.name: _load_local_dir(_mini_dir(_n), spec),
+            lambda spec, _n=m.name: _dir_digest(_mini_dir(_n)),
+            f"Pythia-architecture GPT-NeoX trained here on the offline corpus ({m.n_layers} layers, d_model "
+            f"{m.d_model}, d_mlp {m.d_mlp}); see data/models/README.md.",
+        )
+
+
+_register_mini_family()
+
+
 def list_models() -> str:
     """A human-readable list of the models that load offline."""
     lines = [f"  {name:<16} {m.description}" for name, m in OFFLINE_MODELS.items()]
