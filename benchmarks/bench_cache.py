@@ -19,6 +19,7 @@ import json
 import os
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -55,28 +56,32 @@ def _full_forward_seconds(model, ids: list, batch_size: int) -> float:
     return time.perf_counter() - start
 
 
-def throughput(name: str, n_docs: int, max_length: int, batch_size: int) -> dict:
+def throughput(name: str, n_docs: int, max_length: int, batch_size: int, repeats: int) -> dict:
+    """Median over ``repeats`` interleaved runs of each (interleaving spreads background load evenly)."""
     model = load_model(name)
     ds = load_dataset("natural_language", "default").subset(n_docs)
     ids, _ = tokenize_documents(model.tokenizer, [d.text for d in ds.documents], max_length)
     n_tokens = sum(len(x) for x in ids)
     _full_forward_seconds(model, ids[:batch_size], batch_size)  # warm-up
-    full = _full_forward_seconds(model, ids, batch_size)
     spec = ActivationSpec(
         model=name, dataset="natural_language", variant="default", max_length=max_length, n_documents=n_docs,
         batch_size=batch_size,
     )  # fmt: skip
-    with tempfile.TemporaryDirectory() as root:
-        start = time.perf_counter()
-        load_or_compute(spec, model=model, dataset=ds, root=root)
-        cached = time.perf_counter() - start
+    full, cached = [], []
+    for _ in range(repeats):
+        full.append(_full_forward_seconds(model, ids, batch_size))
+        with tempfile.TemporaryDirectory() as root:
+            start = time.perf_counter()
+            load_or_compute(spec, model=model, dataset=ds, root=root)
+            cached.append(time.perf_counter() - start)
+    full_s, cached_s = statistics.median(full), statistics.median(cached)
     return {
         "model": name,
         "layers": model.n_layers,
         "tokens": n_tokens,
-        "full_tok_s": n_tokens / full,
-        "cache_tok_s": n_tokens / cached,
-        "speedup": full / cached,
+        "full_tok_s": n_tokens / full_s,
+        "cache_tok_s": n_tokens / cached_s,
+        "speedup": full_s / cached_s,
     }
 
 
@@ -121,6 +126,7 @@ def main() -> None:
     parser.add_argument("--n-docs", type=int, default=48)
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats; the median is reported")
     parser.add_argument("--rss-model", default="smollm2-135m")
     parser.add_argument("--rss-docs", type=int, default=64, help="N; the memory test also runs 4N")
     parser.add_argument("--rss-child", default=None, help=argparse.SUPPRESS)
@@ -131,17 +137,18 @@ def main() -> None:
         _rss_child(args.rss_child, args.n_docs, args.max_length, args.layer)
         return
 
-    rows = [throughput(m, args.n_docs, args.max_length, args.batch_size) for m in args.models.split(",")]
+    rows = [throughput(m, args.n_docs, args.max_length, args.batch_size, args.repeats) for m in args.models.split(",")]
     rss = [peak_rss(args.rss_model, n, args.max_length, args.layer) for n in (args.rss_docs, 4 * args.rss_docs)]
     cpu = platform.processor() or platform.machine()
     lines = [
         f"Machine: {os.cpu_count()} CPU cores ({cpu}), no GPU, fp32, torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads. Date: {datetime.date.today()}.",
-        f"Command: `.venv/bin/python benchmarks/bench_cache.py --models {args.models} --n-docs {args.n_docs}`",
+        f"Command: `.venv/bin/python benchmarks/bench_cache.py --models {args.models} --n-docs {args.n_docs} "
+        f"--repeats {args.repeats}`",
         "",
         f"Throughput on {args.n_docs} natural_language documents, batch {args.batch_size}, context {args.max_length}:"
         " full forward (logits, no hooks) vs caching every layer's `mlp.hook_post` (goal: >= 1.2x on SmolLM2,"
-        " >= 2.5x on Gemma-3-270M).",
+        " >= 2.5x on Gemma-3-270M). Median of interleaved repeats; wall-clock times on a shared machine.",
         "",
         "| model | layers | tokens | full forward tok/s | cache tok/s | speed-up |",
         "|---|---|---|---|---|---|",

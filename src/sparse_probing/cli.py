@@ -98,6 +98,42 @@ def _cmd_pipeline(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_override(text: str) -> tuple[str, object]:
+    import yaml
+
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"-p takes name=value, got {text!r}")
+    return name, yaml.safe_load(value)  # numbers, lists ([3, 15]) and strings as YAML reads them
+
+
+def _cmd_chapter(args: argparse.Namespace) -> int:
+    from sparse_probing.book import run_chapter
+
+    out = run_chapter(args.name, args.variant, dict(args.param), output_dir=args.output_dir)
+    print(f"executed {out}")
+    return 0
+
+
+def _cmd_book(args: argparse.Namespace) -> int:
+    from sparse_probing.book import build_site, chapter_names, run_chapter, stale_chapters, write_provenance
+
+    if not args.skip_run:
+        chapters = chapter_names()
+        for i, chapter in enumerate(chapters, 1):
+            start = time.perf_counter()
+            print(f"[{i}/{len(chapters)}] {chapter} ({args.variant}) ...", flush=True)
+            run_chapter(chapter, args.variant)
+            print(f"[{i}/{len(chapters)}] {chapter} done in {time.perf_counter() - start:.0f} s", flush=True)
+    stale = stale_chapters()
+    if stale:
+        print(f"executed notebooks out of date with their sources: {', '.join(stale)}", file=sys.stderr)
+        return 1
+    write_provenance()
+    print(f"built {build_site() / 'index.html'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sparse-probing", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -123,6 +159,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="smollm2-135m")
     common(p)
     p.set_defaults(func=_cmd_pipeline)
+
+    p = sub.add_parser("chapter", help="run one chapter notebook with papermill into book/executed/")
+    p.add_argument("name", help="chapter notebook stem or slug, e.g. 03_monosemantic or monosemantic")
+    p.add_argument("--variant", default="default", help="smoke, default or paper")
+    p.add_argument("-p", "--param", action="append", type=_parse_override, default=[], metavar="NAME=VALUE",
+                   help="override one parameter, e.g. -p model=gemma-3-270m (repeatable)")  # fmt: skip
+    p.add_argument("--output-dir", default=None, help="where the executed notebook goes (default book/executed)")
+    p.set_defaults(func=_cmd_chapter)
+    p = sub.add_parser("book", help="run every chapter, then build the site into _build/html")
+    p.add_argument("--variant", default="default")
+    p.add_argument("--skip-run", action="store_true", help="only build the site from book/executed/")
+    p.set_defaults(func=_cmd_book)
     return parser
 
 

@@ -1,0 +1,206 @@
+"""Run the chapter notebooks with papermill and render the Jupyter Book.
+
+Papermill executes, the book renders (``execute_notebooks: 'off'``). Each chapter ``chapters/NN_slug.ipynb`` has
+parameter variants ``chapters/params/NN_slug/<variant>.yaml``: ``smoke`` (tiny model, minutes, CI), ``default``
+(offline real models: the published book) and ``paper`` (Pythia; needs a GPU and a network). An executed notebook
+records the sha256 of its source notebook and its parameters in its metadata, so a stale copy is detected.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sparse_probing.models import REPO_ROOT
+from sparse_probing.results import RESULTS_DIR, git_commit, load_results
+
+CHAPTERS_DIR = REPO_ROOT / "chapters"
+PARAMS_DIR = CHAPTERS_DIR / "params"
+BOOK_DIR = REPO_ROOT / "book"
+EXECUTED_DIR = BOOK_DIR / "executed"
+VARIANTS = ("smoke", "default", "paper")
+
+
+class ChapterError(ValueError):
+    """A chapter, variant or parameter that does not exist."""
+
+
+def chapter_names() -> list[str]:
+    """Chapter notebook stems in reading order (``00_methods``, ``01_superposition``, ...)."""
+    return sorted(p.stem for p in CHAPTERS_DIR.glob("[0-9][0-9]_*.ipynb"))
+
+
+def _resolve_chapter(name: str) -> str:
+    names = chapter_names()
+    if name in names:
+        return name
+    matches = [n for n in names if n.split("_", 1)[1] == name or n.startswith(f"{name}_")]
+    if len(matches) == 1:
+        return matches[0]
+    raise ChapterError(f"unknown chapter {name!r}; chapters: {', '.join(names)}")
+
+
+def load_params(chapter: str, variant: str = "default") -> dict[str, Any]:
+    """The parameters of one chapter variant (plain values only)."""
+    chapter = _resolve_chapter(chapter)
+    path = PARAMS_DIR / chapter / f"{variant}.yaml"
+    if not path.exists():
+        have = sorted(p.stem for p in (PARAMS_DIR / chapter).glob("*.yaml"))
+        raise ChapterError(f"chapter {chapter} has no variant {variant!r} ({path}); variants: {', '.join(have)}")
+    return yaml.safe_load(path.read_text()) or {}
+
+
+def notebook_parameters(chapter: str) -> dict[str, Any]:
+    """Names and default values of the ``parameters`` cell of a chapter, as papermill sees them."""
+    import papermill as pm
+
+    return {name: p["default"] for name, p in pm.inspect_notebook(str(CHAPTERS_DIR / f"{chapter}.ipynb")).items()}
+
+
+def source_digest(chapter: str) -> str:
+    """sha256 of a source notebook's cells (code and markdown), ignoring outputs and metadata."""
+    nb = json.loads((CHAPTERS_DIR / f"{chapter}.ipynb").read_text())
+    cells = [{"type": c["cell_type"], "source": "".join(c["source"])} for c in nb["cells"]]
+    return hashlib.sha256(json.dumps(cells, sort_keys=True).encode()).hexdigest()
+
+
+def run_chapter(
+    chapter: str,
+    variant: str = "default",
+    overrides: Mapping[str, Any] | None = None,
+    output_dir: str | Path | None = None,
+) -> Path:
+    """Execute one chapter with papermill; returns the executed notebook's path.
+
+    ``overrides`` replace single parameters of the variant (e.g. ``{"model": "gemma-3-270m"}``); unknown names
+    are refused, since papermill would silently inject them.
+    """
+    import papermill as pm
+
+    chapter = _resolve_chapter(chapter)
+    params = load_params(chapter, variant)
+    known = notebook_parameters(chapter)
+    for name in list(params) + list(overrides or {}):
+        if name not in known:
+            raise ChapterError(f"{chapter} has no parameter {name!r}; its parameters: {', '.join(known)}")
+    params.update(overrides or {})
+    out_dir = Path(output_dir) if output_dir is not None else EXECUTED_DIR
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out = out_dir / f"{chapter}.ipynb"
+    tmp = out_dir / f".{chapter}.running.ipynb"
+    start = time.perf_counter()
+    pm.execute_notebook(
+        str(CHAPTERS_DIR / f"{chapter}.ipynb"),
+        str(tmp),
+        parameters=params,
+        kernel_name="python3",
+        cwd=str(REPO_ROOT),
+        progress_bar=sys.stderr.isatty(),
+        shutdown_kernel="immediate",
+    )
+    seconds = time.perf_counter() - start
+    nb = json.loads(tmp.read_text())
+    nb["metadata"]["sparse_probing"] = {
+        "chapter": chapter,
+        "variant": variant,
+        "parameters": params,
+        "source_sha256": source_digest(chapter),
+        "commit": git_commit(),
+        "seconds": round(seconds, 1),
+        "executed": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    }
+    tmp.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+    tmp.replace(out)  # a failed run never replaces a good executed copy
+    return out
+
+
+def stale_chapters(executed_dir: str | Path | None = None) -> list[str]:
+    """Chapters whose executed copy is missing or was made from a different version of the source notebook."""
+    executed_dir = Path(executed_dir) if executed_dir is not None else EXECUTED_DIR
+    stale = []
+    for chapter in chapter_names():
+        path = executed_dir / f"{chapter}.ipynb"
+        if not path.exists():
+            stale.append(chapter)
+            continue
+        meta = json.loads(path.read_text())["metadata"].get("sparse_probing", {})
+        if meta.get("source_sha256") != source_digest(chapter):
+            stale.append(chapter)
+    return stale
+
+
+def build_site(source_root: str | Path | None = None, warnings_as_errors: bool = True) -> Path:
+    """``jupyter-book build`` of a book root (the repository by default); returns ``_build/html``."""
+    root = Path(source_root) if source_root is not None else REPO_ROOT
+    cmd = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(root), "--keep-going"]
+    if warnings_as_errors:
+        cmd.append("-W")
+    subprocess.run(cmd, check=True)
+    return root / "_build" / "html"
+
+
+def staged_book(target: str | Path, executed: Iterable[Path]) -> Path:
+    """A copy of the book sources in ``target`` with the given executed notebooks (for smoke builds in tests)."""
+    target = Path(target)
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy(REPO_ROOT / name, target / name)
+    shutil.copytree(BOOK_DIR, target / "book", ignore=shutil.ignore_patterns("executed"), dirs_exist_ok=True)
+    (target / "book" / "executed").mkdir(parents=True, exist_ok=True)
+    for nb in executed:
+        shutil.copy(nb, target / "book" / "executed" / Path(nb).name)
+    return target
+
+
+def write_provenance(
+    executed_dir: str | Path | None = None, results_dir: str | Path | None = None, out: str | Path | None = None
+) -> Path:
+    """Write the provenance page: one row per executed chapter and one per results file."""
+    executed_dir = Path(executed_dir) if executed_dir is not None else EXECUTED_DIR
+    out = Path(out) if out is not None else BOOK_DIR / "provenance.md"
+    lines = [
+        "# Provenance",
+        "",
+        "Every page of this book was produced by a papermill run of a chapter notebook. This page is generated by",
+        "`sparse-probing book` from the metadata of the executed notebooks and from the results files that the",
+        "chapters write (`book/results/*.json`: the spec, the metrics, the library versions and the git commit).",
+        "",
+        "## Executed chapters",
+        "",
+        "| chapter | variant | parameters | commit | run time (s) | executed (UTC) | source up to date |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for path in sorted(executed_dir.glob("[0-9][0-9]_*.ipynb")):
+        meta = json.loads(path.read_text())["metadata"].get("sparse_probing", {})
+        fresh = (CHAPTERS_DIR / path.name).exists() and meta.get("source_sha256") == source_digest(path.stem)
+        params = ", ".join(f"`{k}={v}`" for k, v in meta.get("parameters", {}).items())
+        lines.append(
+            f"| {path.stem} | {meta.get('variant', '?')} | {params} | `{str(meta.get('commit'))[:12]}` "
+            f"| {meta.get('seconds', '?')} | {meta.get('executed', '?')} | {'yes' if fresh else '**no**'} |"
+        )
+    lines += [
+        "",
+        "## Results files",
+        "",
+        "| results | model | dataset versions | torch | transformer-lens | scikit-learn | commit | run time (s) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for rec in load_results(results_dir if results_dir is not None else RESULTS_DIR):
+        spec, versions = rec.get("spec") or {}, rec.get("versions") or {}
+        datasets = spec.get("datasets") or spec.get("dataset") or ""
+        lines.append(
+            f"| {rec['name']} | {spec.get('model', '')} | {datasets} | {versions.get('torch')} "
+            f"| {versions.get('transformer-lens')} | {versions.get('scikit-learn')} | `{str(rec.get('commit'))[:12]}` "
+            f"| {rec.get('runtime_s') or ''} |"
+        )
+    out.write_text("\n".join(lines) + "\n")
+    return out

@@ -1,0 +1,99 @@
+"""Results files: every run writes its spec, metrics, library versions and git commit as JSON."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import platform
+import subprocess
+from collections.abc import Mapping
+from dataclasses import asdict, is_dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from sparse_probing.models import REPO_ROOT
+
+RESULTS_DIR = REPO_ROOT / "book" / "results"
+TRACKED_PACKAGES = ("sparse_probing", "torch", "transformers", "transformer-lens", "scikit-learn", "numpy", "scipy",
+                    "highspy", "gurobipy", "pandas")  # fmt: skip
+
+
+def git_commit() -> str | None:
+    """The repository's HEAD commit, with ``-dirty`` when the work tree has uncommitted changes."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
+                               capture_output=True, text=True)  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def environment() -> dict[str, Any]:
+    """Library versions, Python and machine facts for a results file."""
+    versions = {}
+    for pkg in TRACKED_PACKAGES:
+        try:
+            versions[pkg] = version(pkg)
+        except PackageNotFoundError:
+            versions[pkg] = None
+    return {
+        "python": platform.python_version(),
+        "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}",
+        "versions": versions,
+        "commit": git_commit(),
+    }
+
+
+def _jsonable(obj: Any) -> Any:
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return _jsonable(asdict(obj))
+    if isinstance(obj, pd.DataFrame):
+        return _jsonable(obj.to_dict(orient="records"))
+    if isinstance(obj, Mapping):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    return obj
+
+
+def save_results(
+    name: str,
+    *,
+    spec: Any,
+    metrics: Any,
+    runtime_s: float | None = None,
+    directory: str | Path | None = None,
+) -> Path:
+    """Write ``<directory>/<name>.json`` with the spec, metrics, environment and time; returns its path."""
+    directory = Path(directory) if directory is not None else RESULTS_DIR
+    directory.mkdir(parents=True, exist_ok=True)
+    record = {
+        "name": name,
+        "spec": _jsonable(spec),
+        "metrics": _jsonable(metrics),
+        "runtime_s": runtime_s,
+        "written": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        **environment(),
+    }
+    path = directory / f"{name}.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(record, indent=1, sort_keys=True, allow_nan=False) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def load_results(directory: str | Path | None = None) -> list[dict[str, Any]]:
+    """Every results file in ``directory``, sorted by name."""
+    directory = Path(directory) if directory is not None else RESULTS_DIR
+    return [json.loads(p.read_text()) for p in sorted(directory.glob("*.json"))]

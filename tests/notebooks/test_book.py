@@ -1,0 +1,108 @@
+"""Every chapter's smoke variant runs under papermill, and the book builds from the results with -W."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sparse_probing.book import (
+    CHAPTERS_DIR,
+    PARAMS_DIR,
+    ChapterError,
+    build_site,
+    chapter_names,
+    load_params,
+    notebook_parameters,
+    run_chapter,
+    source_digest,
+    staged_book,
+    stale_chapters,
+    write_provenance,
+)
+from sparse_probing.models import REPO_ROOT
+
+
+def test_source_notebooks_are_stripped_and_parameterized():
+    for chapter in chapter_names():
+        nb = json.loads((CHAPTERS_DIR / f"{chapter}.ipynb").read_text())
+        for cell in nb["cells"]:
+            if cell["cell_type"] == "code":
+                assert not cell.get("outputs") and cell.get("execution_count") is None, f"{chapter}: outputs"
+        params = notebook_parameters(chapter)
+        assert params, f"{chapter} has no parameters cell"
+        for variant in ("smoke", "default", "paper"):
+            assert set(load_params(chapter, variant)) <= set(params), f"{chapter}/{variant}: unknown parameter"
+
+
+def test_toc_lists_every_chapter():
+    toc = yaml.safe_load((REPO_ROOT / "_toc.yml").read_text())
+    files = {c["file"] for c in toc["chapters"]}
+    for chapter in chapter_names():
+        assert f"book/executed/{chapter}" in files
+
+
+def test_unknown_chapter_variant_or_parameter_is_refused(tmp_path):
+    with pytest.raises(ChapterError, match="chapters:"):
+        run_chapter("no_such_chapter", "smoke", output_dir=tmp_path)
+    first = chapter_names()[0]
+    with pytest.raises(ChapterError, match="variants"):
+        load_params(first, "huge")
+    with pytest.raises(ChapterError, match="no parameter"):
+        run_chapter(first, "smoke", {"not_a_parameter": 1}, output_dir=tmp_path)
+
+
+@pytest.fixture(scope="module")
+def smoke_book(tmp_path_factory) -> Path:
+    executed = tmp_path_factory.mktemp("executed")
+    for chapter in chapter_names():
+        run_chapter(chapter, "smoke", output_dir=executed)
+    root = staged_book(tmp_path_factory.mktemp("book"), sorted(executed.glob("*.ipynb")))
+    write_provenance(root / "book" / "executed", root / "book" / "results", root / "book" / "provenance.md")
+    build_site(root)
+    return root
+
+
+def test_smoke_notebooks_have_no_errors_and_are_fresh(smoke_book):
+    executed = smoke_book / "book" / "executed"
+    assert stale_chapters(executed) == []
+    for chapter in chapter_names():
+        nb = json.loads((executed / f"{chapter}.ipynb").read_text())
+        assert nb["metadata"]["sparse_probing"]["source_sha256"] == source_digest(chapter)
+        for cell in nb["cells"]:
+            for out in cell.get("outputs", []):
+                assert out["output_type"] != "error", f"{chapter}: {out.get('ename')}: {out.get('evalue')}"
+
+
+def test_every_page_exists_and_figures_are_embedded(smoke_book):
+    html = smoke_book / "_build" / "html"
+    assert (html / "index.html").exists()
+    toc = yaml.safe_load((smoke_book / "_toc.yml").read_text())
+    for entry in toc["chapters"]:
+        page = html / f"{entry['file']}.html"
+        assert page.exists(), page
+    for chapter in chapter_names():
+        page = (html / "book" / "executed" / f"{chapter}.html").read_text()
+        nb = json.loads((smoke_book / "book" / "executed" / f"{chapter}.ipynb").read_text())
+        n_figures = sum("image/png" in out.get("data", {}) for cell in nb["cells"] for out in cell.get("outputs", []))
+        images = re.findall(r'<img [^>]*src="([^"]+)"', page)
+        assert len([s for s in images if s.endswith(".png")]) >= n_figures, chapter
+        for src in images:
+            assert not src.startswith("http"), f"{chapter}: external image {src}"
+            assert (html / "book" / "executed" / src).resolve().exists(), src
+
+
+def test_committed_executed_notebooks_are_up_to_date():
+    """The published book: every chapter's default run is committed and was made from the current source."""
+    executed = REPO_ROOT / "book" / "executed"
+    missing_or_stale = stale_chapters(executed)
+    assert not missing_or_stale, (
+        f"book/executed/ is out of date for {missing_or_stale}: re-run them "
+        "(.venv/bin/sparse-probing chapter NAME) and commit the executed notebooks"
+    )
+    for path in executed.glob("*.ipynb"):
+        assert json.loads(path.read_text())["metadata"]["sparse_probing"]["variant"] == "default", path
+    assert PARAMS_DIR.exists()
