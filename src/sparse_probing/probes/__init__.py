@@ -1,0 +1,81 @@
+"""Sparse probes: which neurons, and how few, linearly encode a feature (Gurnee et al. 2023).
+
+Everything works on plain arrays: activations ``X`` of shape (N examples, D neurons) and binary labels ``y``.
+
+* :mod:`.ranking` - neuron rankers (mean difference, ANOVA F, mutual information, L1 logistic regression,
+  linear SVM, random) and :class:`NeuronRanker`, a scikit-learn feature selector.
+* :mod:`.sparse` - top-k + L2 logistic regression (:class:`SparseProbe`, :func:`top_k_path`) and the telescopic
+  (adaptive-thresholding) sweep (:class:`TelescopicProbe`, :func:`telescopic_path`).
+* :mod:`.optimal` - optimal sparse probing by mixed-integer outer approximation (Bertsimas, Pauphilet & Van Parys),
+  with Gurobi or HiGHS (:class:`OptimalSparseProbe`, :func:`optimal_sparse_path`).
+* :mod:`.baselines` - dense probe, random orthogonal basis, shuffled-label control.
+* :mod:`.pruning` - iterative pruning of the best neuron.
+* :mod:`.sweep` - (feature x layer x method x k) sweeps as tidy tables; selection on validation data.
+* :mod:`.synthetic` - planted-neuron activations for tests and benchmarks.
+
+Every probe is a binary linear classifier on raw activations: ``support_`` (kept neurons, most important first),
+``coef_`` of shape (1, D) with zeros outside the support, ``intercept_``. Path functions return one
+:class:`SparseFit` per k.
+"""
+
+from ._base import K_GRID, OSP_K_GRID, KClippedWarning, ProbeInputError, SparseFit
+from .baselines import (
+    DenseProbe,
+    RandomRotation,
+    ShuffledLabelProbe,
+    control_selectivity,
+    fit_dense,
+    random_orthogonal,
+    shuffled_labels,
+)
+from .optimal import (
+    SOLVERS,
+    OptimalSparseProbe,
+    SolveInfo,
+    SparseSVMObjective,
+    brute_force_sparse_svm,
+    gurobi_available,
+    optimal_sparse_path,
+)
+from .pruning import iterative_pruning
+from .ranking import RANKERS, NeuronRanker, mean_difference, rank_neurons, score_neurons
+from .sparse import SparseProbe, TelescopicProbe, telescopic_path, top_k_path
+from .sweep import METHODS, ProbeSpec, fit_method, run_sweep, select_on_validation, selectivity
+
+__all__ = [
+    "K_GRID",
+    "METHODS",
+    "OSP_K_GRID",
+    "RANKERS",
+    "SOLVERS",
+    "DenseProbe",
+    "KClippedWarning",
+    "NeuronRanker",
+    "OptimalSparseProbe",
+    "ProbeInputError",
+    "ProbeSpec",
+    "RandomRotation",
+    "ShuffledLabelProbe",
+    "SolveInfo",
+    "SparseFit",
+    "SparseProbe",
+    "SparseSVMObjective",
+    "TelescopicProbe",
+    "brute_force_sparse_svm",
+    "control_selectivity",
+    "fit_dense",
+    "fit_method",
+    "gurobi_available",
+    "iterative_pruning",
+    "mean_difference",
+    "optimal_sparse_path",
+    "random_orthogonal",
+    "rank_neurons",
+    "run_sweep",
+    "score_neurons",
+    "select_on_validation",
+    "selectivity",
+    "shuffled_labels",
+    "telescopic_path",
+    "top_k_path",
+]

@@ -1,0 +1,893 @@
+"""Optimal sparse probing (OSP): exact k-sparse linear classification as a mixed-integer program.
+
+Gurnee et al. (2023) solve, for k = 1..8 and over a prefiltered candidate set (the top 50 neurons by mean
+difference), the sparse support-vector problem of Bertsimas, Pauphilet & Van Parys ("Sparse classification: a
+scalable discrete optimization perspective", Machine Learning 2021) by outer approximation. For a support
+``s in {0,1}^d`` with ``sum(s) = k`` the inner problem is a class-weighted hinge-loss SVM with a ridge penalty,
+
+    c(s) = min_{w, b}  sum_i c_i max(0, 1 - y_i (x_i[s] . w + b)) + (||w||^2 + (b / sigma)^2) / (2 gamma),
+
+with balanced class weights ``c_i = n / (2 n_{y_i})``, ``gamma = 1 / sqrt(n)`` by default, and the intercept
+treated as an always-selected constant feature of value ``sigma`` (``intercept_scaling``, as in liblinear). The
+candidate neurons are standardized on the training data and multiplied by ``feature_scale`` (default 0.1: the
+paper's code divides activations by 10x their standard deviation). The scale matters: it sets the strength of the
+ridge. At 0.1 the ridge is strong, the cuts are tight and k = 1..8 is typically proven optimal in well under a
+second; at ``feature_scale=1`` the same problem is far harder (see ``benchmarks/RESULTS.md``). Through its dual,
+
+    c(s) = max_{0 <= alpha <= c}  sum_i alpha_i - (gamma / 2) [sigma^2 (y . alpha)^2 + sum_j s_j (X_j . (alpha * y))^2],
+
+``c`` is a maximum of functions that are linear in ``s``: every dual-feasible ``alpha`` gives a valid cut
+``t >= f(alpha, s)``, tight at the support where ``alpha`` is optimal. The master problem ``min t`` over
+``{sum s = k, s binary}`` and the cuts found so far is a MILP whose optimum is a lower bound on the sparse optimum;
+the primal objective of any evaluated support is an upper bound. A support is proven optimal when the two meet
+within the relative gap ``mip_gap``.
+
+Two interchangeable master solvers:
+
+* ``"gurobi"``: one branch-and-cut with the cuts added lazily at every integer solution (the paper's choice). The
+  model has d + 1 variables and a handful of rows regardless of n, far inside the size-limited pip licence.
+* ``"highs"``: HiGHS has no lazy-constraint callback, so the outer approximation runs as a cutting-plane loop:
+  solve the master MILP, evaluate c at its solution, add the cut, repeat until the bounds meet.
+
+``solver="auto"`` uses Gurobi when it can be imported and the model fits its licence, else HiGHS. The inner SVM is
+solved by liblinear (scikit-learn's ``LinearSVC``); its dual variables are recovered from the primal solution and
+clipped into the box, so every cut stays valid even when liblinear stops early. Sparsity levels are solved in
+descending order, sharing all cuts and warm-starting each k from the previous solution. Every solve is recorded
+(:class:`SolveInfo`): solver, status, objective, best bound, gap, time, and whether optimality was proven; a time
+limit or a solver without an incumbent returns the best support found with ``proven_optimal=False`` (the best
+heuristic support when nothing better was found) instead of failing.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import itertools
+import math
+import time
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.svm import LinearSVC
+from sklearn.utils.metaestimators import available_if
+
+from ._base import (
+    OSP_K_GRID,
+    ProbeInputError,
+    SparseFit,
+    SparseLinearClassifierMixin,
+    check_binary_problem,
+    fit_logistic,
+    resolve_k,
+    resolve_ks,
+    standardize,
+    to_raw_scale,
+    validate_fit_data,
+)
+from .ranking import mean_difference
+
+SOLVERS: tuple[str, ...] = ("auto", "gurobi", "highs")
+"""Accepted values of ``solver``."""
+
+GUROBI_SIZE_LIMIT = 2000
+"""Variables and linear constraints allowed by the size-limited licence shipped with the gurobipy pip wheel."""
+
+_MAX_GUROBI_START_CUTS = 1000  # cuts from earlier k copied into a Gurobi model as ordinary rows
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# the inner problem
+# --------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class SubproblemSolution:
+    """The SVM on one support: bounds on ``c(s)``, the weights, and the cut it yields."""
+
+    support: np.ndarray
+    """Sorted candidate positions of the support."""
+    upper: float
+    """Primal objective of ``(coef, intercept)``: an upper bound on ``c(s)``."""
+    lower: float
+    """Dual objective of the recovered ``alpha``: a lower bound on ``c(s)`` (and the cut's value at ``s``)."""
+    coef: np.ndarray
+    """SVM weights on the standardized candidates, aligned with ``support``."""
+    intercept: float
+    """SVM intercept on the standardized scale."""
+    cut_constant: float
+    """``sum(alpha) - gamma/2 sigma^2 (y . alpha)^2``."""
+    cut_coef: np.ndarray
+    """``gamma/2 (X_j . (alpha * y))^2`` for every candidate j: the cut is ``t + cut_coef . s >= cut_constant``."""
+
+
+class SparseSVMObjective:
+    """The OSP objective ``c(s)`` on a fixed candidate matrix (see the module docstring).
+
+    Parameters
+    ----------
+    X_ND : ndarray (n, d)
+        Candidate neurons (raw; standardized here unless ``standardize=False``).
+    y_N : ndarray (n,)
+        0/1 labels.
+    gamma : float or None
+        Ridge parameter; None means ``1 / sqrt(n)`` as in the paper.
+    feature_scale : float
+        Standardized neurons are multiplied by this (0.1 reproduces the paper's normalization).
+    intercept_scaling : float
+        Value ``sigma`` of the constant feature that carries the intercept.
+    tol : float
+        liblinear's stopping tolerance; solutions whose duality gap exceeds ``gap_tol`` (relative) are re-solved
+        with a 100x tighter tolerance.
+    """
+
+    def __init__(
+        self,
+        X_ND: np.ndarray,
+        y_N: np.ndarray,
+        gamma: float | None = None,
+        *,
+        feature_scale: float = 0.1,
+        intercept_scaling: float = 1.0,
+        standardize_X: bool = True,
+        tol: float = 1e-6,
+        gap_tol: float = 1e-7,
+        random_state: int = 0,
+    ):
+        X_ND = np.asarray(X_ND, dtype=np.float64)
+        y_N = np.asarray(y_N).astype(np.int64)
+        n = X_ND.shape[0]
+        counts = np.bincount(y_N, minlength=2)
+        if counts.min() == 0:
+            raise ProbeInputError("The OSP objective needs both classes in y.")
+        if not feature_scale > 0:
+            raise ProbeInputError(f"feature_scale must be positive, got {feature_scale}.")
+        if standardize_X:
+            Z_ND, self.mean_D, scale_D = standardize(X_ND)
+        else:
+            Z_ND, self.mean_D, scale_D = X_ND, np.zeros(X_ND.shape[1]), np.ones(X_ND.shape[1])
+        self.feature_scale = float(feature_scale)
+        self.X_ND = Z_ND * self.feature_scale
+        self.scale_D = scale_D / self.feature_scale
+        self.y_N = y_N
+        self.ys_N = 2.0 * y_N - 1.0
+        self.class_weight = {0: n / (2.0 * counts[0]), 1: n / (2.0 * counts[1])}
+        self.c_N = np.where(y_N == 1, self.class_weight[1], self.class_weight[0])
+        self.gamma = float(1.0 / math.sqrt(n) if gamma is None else gamma)
+        if not self.gamma > 0:
+            raise ProbeInputError(f"gamma must be positive, got {gamma}.")
+        self.intercept_scaling = float(intercept_scaling)
+        self.tol = tol
+        self.gap_tol = gap_tol
+        self.random_state = random_state
+        self.n_evaluations = 0
+        self._cache: dict[tuple[int, ...], SubproblemSolution] = {}
+
+    @property
+    def n_features(self) -> int:
+        return self.X_ND.shape[1]
+
+    def _svm(self, A_NK: np.ndarray, tol: float) -> tuple[np.ndarray, float]:
+        model = LinearSVC(
+            loss="hinge",
+            dual=True,
+            C=self.gamma,
+            class_weight=self.class_weight,
+            intercept_scaling=self.intercept_scaling,
+            tol=tol,
+            max_iter=100_000,
+            random_state=self.random_state,
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model.fit(A_NK, self.y_N)
+        return model.coef_[0].astype(np.float64), float(model.intercept_[0])
+
+    def _bounds(self, A_NK: np.ndarray, coef_K: np.ndarray, intercept: float) -> tuple[float, float, np.ndarray]:
+        """Primal value of ``(coef, intercept)``, and the best dual value over a few alpha recoveries."""
+        gamma, sigma = self.gamma, self.intercept_scaling
+        wa_K1 = np.append(coef_K, intercept / sigma)  # weights of the augmented features [x, sigma]
+        margin_N = self.ys_N * (A_NK @ coef_K + intercept)
+        upper = float(self.c_N @ np.maximum(0.0, 1.0 - margin_N) + wa_K1 @ wa_K1 / (2.0 * gamma))
+        Aaug_NK1 = np.column_stack([A_NK, np.full(A_NK.shape[0], sigma)])
+        best_lower, best_alpha = -np.inf, np.zeros_like(self.c_N)
+        for delta in (1e-2, 1e-3, 1e-4, 1e-6, 0.0):
+            alpha_N = np.where(margin_N < 1.0 - delta, self.c_N, 0.0)
+            free_N = np.abs(margin_N - 1.0) <= delta
+            if free_N.any():
+                # stationarity: wa = gamma * Aaug^T (alpha * y), solved for the alphas of the points on the margin
+                fixed_N = ~free_N
+                rhs_K1 = wa_K1 / gamma - Aaug_NK1[fixed_N].T @ (alpha_N[fixed_N] * self.ys_N[fixed_N])
+                M_K1F = Aaug_NK1[free_N].T * self.ys_N[free_N]
+                alpha_F, *_ = np.linalg.lstsq(M_K1F, rhs_K1, rcond=None)
+                alpha_N[free_N] = np.clip(alpha_F, 0.0, self.c_N[free_N])
+            v_K1 = Aaug_NK1.T @ (alpha_N * self.ys_N)
+            lower = float(alpha_N.sum() - 0.5 * gamma * (v_K1 @ v_K1))
+            if lower > best_lower:
+                best_lower, best_alpha = lower, alpha_N
+        return upper, best_lower, best_alpha
+
+    def evaluate(self, support: Iterable[int]) -> SubproblemSolution:
+        """Solve the SVM on ``support`` (candidate positions); results are cached."""
+        support_K = np.unique(np.asarray(list(support), dtype=np.int64))
+        key = tuple(support_K.tolist())
+        if key in self._cache:
+            return self._cache[key]
+        A_NK = self.X_ND[:, support_K]
+        best = None
+        for tol in (self.tol, self.tol * 1e-2, self.tol * 1e-4):
+            self.n_evaluations += 1
+            coef_K, intercept = self._svm(A_NK, tol)
+            upper, lower, alpha_N = self._bounds(A_NK, coef_K, intercept)
+            if best is None or upper - lower < best[1] - best[2]:
+                best = (alpha_N, upper, lower, coef_K, intercept)
+            if upper - lower <= self.gap_tol * max(1.0, abs(upper)):
+                break
+        assert best is not None
+        alpha_N, upper, lower, coef_K, intercept = best
+        ay_N = alpha_N * self.ys_N
+        z_D = self.X_ND.T @ ay_N
+        gamma, sigma = self.gamma, self.intercept_scaling
+        solution = SubproblemSolution(
+            support=support_K,
+            upper=upper,
+            lower=lower,
+            coef=coef_K,
+            intercept=intercept,
+            cut_constant=float(alpha_N.sum() - 0.5 * gamma * sigma**2 * ay_N.sum() ** 2),
+            cut_coef=0.5 * gamma * z_D**2,
+        )
+        self._cache[key] = solution
+        return solution
+
+    def raw_coef(self, solution: SubproblemSolution) -> tuple[np.ndarray, float]:
+        """The SVM of ``solution`` in raw units of the candidate columns."""
+        return to_raw_scale(
+            solution.coef, solution.intercept, self.mean_D[solution.support], self.scale_D[solution.support]
+        )
+
+
+class _CutPool:
+    """All cuts found so far; valid for every support and every k."""
+
+    def __init__(self, d: int):
+        self.constant_C: list[float] = []
+        self.coef_CD: list[np.ndarray] = []
+        self._keys: set[tuple[int, ...]] = set()
+        self.d = d
+
+    def __len__(self) -> int:
+        return len(self.constant_C)
+
+    def add(self, solution: SubproblemSolution) -> bool:
+        key = tuple(solution.support.tolist())
+        if key in self._keys:
+            return False
+        self._keys.add(key)
+        self.constant_C.append(solution.cut_constant)
+        self.coef_CD.append(solution.cut_coef)
+        return True
+
+    def value(self, s_D: np.ndarray) -> float:
+        """The master's lower model ``max_c (constant_c - coef_c . s)`` at ``s``."""
+        if not self.constant_C:
+            return 0.0
+        return float(np.max(np.asarray(self.constant_C) - np.asarray(self.coef_CD) @ s_D))
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# solve records
+# --------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SolveInfo:
+    """What happened in one OSP solve (one k)."""
+
+    k: int
+    """Sparsity level."""
+    solver: str
+    """Master solver actually used: ``"gurobi"`` or ``"highs"``."""
+    solver_requested: str
+    """The ``solver`` argument (``"auto"``, ``"gurobi"`` or ``"highs"``)."""
+    status: str
+    """``"optimal"``, ``"time_limit"``, ``"interrupted"``, ``"evaluator_tolerance"`` or the solver's status name."""
+    proven_optimal: bool
+    """True only if the relative gap between objective and best bound is at most ``mip_gap``."""
+    objective: float
+    """``c(s)`` (primal SVM objective) of the returned support: an upper bound on the optimum."""
+    best_bound: float
+    """Proven lower bound on the optimum (``-inf`` if the solver proved nothing)."""
+    mip_gap: float
+    """``(objective - best_bound) / |objective|`` (``inf`` without a bound)."""
+    wall_time: float
+    """Seconds for this k, including the SVM evaluations."""
+    n_candidates: int
+    """Size of the prefiltered candidate set."""
+    n_cuts: int
+    """Outer-approximation cuts known at the end of this solve (shared across k)."""
+    n_evaluations: int
+    """Inner SVM solves during this k."""
+    n_master_solves: int
+    """HiGHS master MILPs solved (cutting-plane iterations); for Gurobi the number of lazy-cut callbacks."""
+    gamma: float
+    """Ridge parameter of the objective."""
+    note: str = ""
+    """Why a fallback or an early stop happened, if one did."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class _Outcome:
+    status: str
+    bound: float
+    n_master: int
+    note: str = ""
+
+
+def _relative_gap(upper: float, lower: float) -> float:
+    if not np.isfinite(lower):
+        return math.inf
+    return max(0.0, upper - lower) / max(abs(upper), 1e-10)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# master solvers
+# --------------------------------------------------------------------------------------------------------------------
+
+
+@functools.cache
+def gurobi_available() -> bool:
+    """True when gurobipy imports and a licence (e.g. the pip wheel's size-limited one) starts an environment."""
+    if importlib.util.find_spec("gurobipy") is None:
+        return False
+    try:
+        _gurobi_env()
+    except Exception:
+        return False
+    return True
+
+
+@functools.cache
+def _gurobi_env() -> Any:
+    import gurobipy as gp
+
+    env = gp.Env(empty=True)
+    env.setParam("OutputFlag", 0)
+    env.start()
+    return env
+
+
+class _GurobiLicenceError(RuntimeError):
+    pass
+
+
+def _choose_solver(solver: str, d: int) -> tuple[str, str]:
+    if solver not in SOLVERS:
+        raise ProbeInputError(f"Unknown solver {solver!r}; choose one of {SOLVERS}.")
+    if solver == "highs":
+        return "highs", ""
+    fits_licence = d + 1 <= GUROBI_SIZE_LIMIT
+    if solver == "gurobi":
+        if not gurobi_available():
+            raise ProbeInputError(
+                "solver='gurobi' but gurobipy is not installed or has no licence: install gurobipy "
+                "(pip install gurobipy) or use solver='highs' / 'auto'."
+            )
+        return "gurobi", "" if fits_licence else "model may exceed the size-limited Gurobi licence"
+    if not gurobi_available():
+        return "highs", "gurobipy not available"
+    if not fits_licence:
+        return "highs", f"{d} candidates exceed the Gurobi size-limited licence ({GUROBI_SIZE_LIMIT})"
+    return "gurobi", ""
+
+
+def _search_lower_model(
+    pool: _CutPool,
+    k: int,
+    starts: Sequence[np.ndarray],
+    cutoff: float,
+    rng: np.random.Generator,
+    n_random: int = 4,
+    max_moves: int = 50,
+) -> list[np.ndarray]:
+    """Supports whose lower model ``max_c (constant_c - coef_c . s)`` lies below ``cutoff``, not yet evaluated.
+
+    Steepest-descent swap search (one neuron out, one in) on the lower model from the given supports and a few
+    random ones. A heuristic that only proposes where to cut next; it proves nothing.
+    """
+    d = pool.d
+    if not len(pool) or k >= d:
+        return []
+    const_C = np.asarray(pool.constant_C)
+    coef_CD = np.asarray(pool.coef_CD)
+    starts = [*starts, *(rng.choice(d, size=k, replace=False) for _ in range(n_random))]
+    found: dict[tuple[int, ...], np.ndarray] = {}
+    for start in starts:
+        in_D = np.zeros(d, dtype=bool)
+        in_D[np.asarray(start)] = True
+        value_C = const_C - coef_CD[:, in_D].sum(axis=1)
+        for _ in range(max_moves):
+            if value_C.max() < cutoff:
+                support_K = np.flatnonzero(in_D)
+                key = tuple(support_K.tolist())
+                if key not in pool._keys:
+                    found[key] = support_K
+                break
+            out_K, rest_R = np.flatnonzero(in_D), np.flatnonzero(~in_D)
+            base_CR = value_C[:, None] - coef_CD[:, rest_R]
+            # model value after swapping out_K[i] for rest_R[j]: max_c (value_c + coef_c,out_i - coef_c,rest_j)
+            model_KR = np.stack([(base_CR + coef_CD[:, [i]]).max(axis=0) for i in out_K])
+            i, j = np.unravel_index(np.argmin(model_KR), model_KR.shape)
+            if model_KR[i, j] >= value_C.max():
+                break
+            value_C = base_CR[:, j] + coef_CD[:, out_K[i]]
+            in_D[out_K[i]], in_D[rest_R[j]] = False, True
+    return list(found.values())
+
+
+def _solve_highs(
+    objective: SparseSVMObjective,
+    pool: _CutPool,
+    k: int,
+    incumbent: SubproblemSolution,
+    deadline: float,
+    mip_gap: float,
+    seed: int,
+    max_solutions: int = 5,
+) -> tuple[SubproblemSolution, _Outcome]:
+    """Outer approximation as a cutting-plane loop around HiGHS.
+
+    Each round asks the master for supports whose lower model lies below the cutoff ``UB - mip_gap |UB|``
+    (HiGHS prunes everything above it and stops after ``max_solutions`` improving solutions), evaluates them and
+    adds their cuts. When the master proves that no support lies below the cutoff, the incumbent is optimal within
+    ``mip_gap``. Each master solve's dual bound, capped at the cutoff, is a valid lower bound.
+    """
+    import highspy
+
+    d = objective.n_features
+    inf = highspy.kHighsInf
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("random_seed", int(seed))
+    h.setOptionValue("mip_rel_gap", 0.0)
+    h.setOptionValue("mip_abs_gap", 0.0)
+    h.setOptionValue("mip_max_improving_sols", int(max_solutions))
+    h.setOptionValue("mip_improving_solution_save", True)
+    # the master is tiny and dense: HiGHS's presolve-and-restart cycles at the root cost far more than they save
+    h.setOptionValue("presolve", "off")
+    h.addCols(
+        d + 1,
+        np.append(np.zeros(d), 1.0),
+        np.zeros(d + 1),
+        np.append(np.ones(d), inf),
+        0,
+        np.zeros(0, dtype=np.int32),
+        np.zeros(0, dtype=np.int32),
+        np.zeros(0),
+    )
+    h.changeColsIntegrality(
+        d, np.arange(d, dtype=np.int32), np.full(d, int(highspy.HighsVarType.kInteger), dtype=np.uint8)
+    )
+    all_cols = np.arange(d + 1, dtype=np.int32)
+    h.addRow(float(k), float(k), d, all_cols[:d], np.ones(d))
+
+    def add_cuts(start: int) -> None:
+        m = len(pool) - start
+        if m <= 0:
+            return
+        coef_MD1 = np.column_stack([np.asarray(pool.coef_CD[start:]), np.ones(m)])
+        h.addRows(
+            m,
+            np.asarray(pool.constant_C[start:], dtype=np.float64),
+            np.full(m, inf),
+            m * (d + 1),
+            np.arange(0, m * (d + 1), d + 1, dtype=np.int32),
+            np.tile(all_cols, m),
+            coef_MD1.ravel(),
+        )
+
+    add_cuts(0)
+    n_rows_cuts = len(pool)
+    best, lower, n_master = incumbent, -math.inf, 0
+    status, note = "time_limit", ""
+    rng = np.random.default_rng(seed)
+    last_supports: list[np.ndarray] = []
+    no_cutoff_status = {highspy.HighsModelStatus.kInfeasible, highspy.HighsModelStatus.kObjectiveBound}
+    while True:
+        remaining = deadline - time.perf_counter()
+        if remaining <= 0:
+            break
+        cutoff = best.upper - mip_gap * abs(best.upper)
+        if lower >= cutoff:
+            status = "optimal"
+            break
+        # cheap rounds first: supports below the cutoff found by local search on the lower model add cuts
+        # without a MILP solve; the MILP is needed only when the search comes back empty (and for the proof)
+        proposals = _search_lower_model(pool, k, [best.support, *last_supports], cutoff, rng)
+        if proposals:
+            for support_K in proposals:
+                solution = objective.evaluate(support_K)
+                if solution.upper < best.upper:
+                    best = solution
+                pool.add(solution)
+            add_cuts(n_rows_cuts)
+            n_rows_cuts = len(pool)
+            continue
+        h.setOptionValue("time_limit", float(remaining))
+        h.setOptionValue("objective_bound", float(cutoff))
+        h.run()
+        n_master += 1
+        model_status = h.getModelStatus()
+        info = h.getInfo()
+        if model_status in no_cutoff_status:
+            lower = max(lower, cutoff)  # no support has a lower model below the cutoff
+            status = "optimal"
+            break
+        if np.isfinite(info.mip_dual_bound):
+            lower = max(lower, min(float(info.mip_dual_bound), cutoff))
+        found = [np.asarray(sol.col_value[:d]) for sol in h.getSavedMipSolutions()]
+        if info.primal_solution_status == 2:  # feasible
+            found.append(np.asarray(h.getSolution().col_value[:d]))
+        n_new = 0
+        last_supports = []
+        for col_D in found:
+            support_K = np.flatnonzero(col_D > 0.5)
+            if support_K.size != k:
+                continue
+            last_supports.append(support_K)
+            solution = objective.evaluate(support_K)
+            if solution.upper < best.upper:
+                best = solution
+            n_new += pool.add(solution)
+        if model_status == highspy.HighsModelStatus.kTimeLimit:
+            break
+        if model_status not in (highspy.HighsModelStatus.kOptimal, highspy.HighsModelStatus.kSolutionLimit):
+            status, note = "error", f"HiGHS master status {h.modelStatusToString(model_status)}"
+            break
+        if n_new == 0:
+            # every support the master proposed was evaluated before: the lower model there equals c(s) up to the
+            # SVM's duality gap, which is then what limits the proof
+            if found:
+                lower = max(lower, min(objective.evaluate(np.flatnonzero(c > 0.5)).lower for c in found))
+            status = "optimal" if lower >= best.upper - mip_gap * abs(best.upper) else "evaluator_tolerance"
+            note = "" if status == "optimal" else "master re-proposed evaluated supports (SVM duality gap)"
+            break
+        add_cuts(n_rows_cuts)
+        n_rows_cuts = len(pool)
+    return best, _Outcome(status=status, bound=lower, n_master=n_master, note=note)
+
+
+def _solve_gurobi(
+    objective: SparseSVMObjective,
+    pool: _CutPool,
+    k: int,
+    incumbent: SubproblemSolution,
+    deadline: float,
+    mip_gap: float,
+    seed: int,
+    threads: int,
+) -> tuple[SubproblemSolution, _Outcome]:
+    import gurobipy as gp
+    from gurobipy import GRB
+
+    d = objective.n_features
+    model = gp.Model(env=_gurobi_env())
+    try:
+        s = model.addVars(d, vtype=GRB.BINARY, name="s")
+        t = model.addVar(lb=0.0, name="t")
+        s_list = [s[j] for j in range(d)]
+        model.addConstr(gp.quicksum(s_list) == k)
+        n_start = min(len(pool), _MAX_GUROBI_START_CUTS)
+        for c in range(len(pool) - n_start, len(pool)):
+            model.addConstr(t + gp.LinExpr(pool.coef_CD[c].tolist(), s_list) >= pool.constant_C[c])
+        model.setObjective(t, GRB.MINIMIZE)
+        remaining = max(deadline - time.perf_counter(), 1e-3)
+        model.Params.LazyConstraints = 1
+        model.Params.TimeLimit = remaining
+        model.Params.MIPGap = mip_gap / 4.0
+        model.Params.MIPGapAbs = 1e-9
+        model.Params.Threads = threads
+        model.Params.Seed = int(seed) % 2_000_000_000
+        for j in range(d):
+            s_list[j].Start = 0.0
+        for j in incumbent.support:
+            s_list[j].Start = 1.0
+        s_D = np.zeros(d)
+        s_D[incumbent.support] = 1.0
+        t.Start = max(pool.value(s_D), incumbent.upper)
+
+        state = {"best": incumbent, "n_callbacks": 0}
+
+        def callback(m: Any, where: int) -> None:
+            if where != GRB.Callback.MIPSOL:
+                return
+            state["n_callbacks"] += 1
+            values_D = np.asarray(m.cbGetSolution(s_list))
+            t_value = float(m.cbGetSolution(t))
+            support_K = np.flatnonzero(values_D > 0.5)
+            if support_K.size != k:
+                return
+            solution = objective.evaluate(support_K)
+            pool.add(solution)
+            if solution.upper < state["best"].upper:
+                state["best"] = solution
+            if t_value < solution.lower - 1e-9 * max(1.0, abs(solution.lower)):
+                m.cbLazy(t + gp.LinExpr(solution.cut_coef.tolist(), s_list) >= solution.cut_constant)
+
+        try:
+            model.optimize(callback)
+        except gp.GurobiError as err:
+            if getattr(err, "errno", None) == 10010:
+                raise _GurobiLicenceError(str(err)) from err
+            raise
+        status_names = {
+            GRB.OPTIMAL: "optimal",
+            GRB.TIME_LIMIT: "time_limit",
+            GRB.INTERRUPTED: "interrupted",
+            GRB.NODE_LIMIT: "node_limit",
+            GRB.INFEASIBLE: "infeasible",
+            GRB.SUBOPTIMAL: "suboptimal",
+            GRB.NUMERIC: "numeric",
+        }
+        status = status_names.get(model.Status, f"gurobi_status_{model.Status}")
+        try:
+            bound = float(model.ObjBound)
+        except (AttributeError, gp.GurobiError):
+            bound = -math.inf
+        note = "" if model.SolCount > 0 else "Gurobi found no incumbent; the best heuristic support is returned"
+        return state["best"], _Outcome(status=status, bound=bound, n_master=state["n_callbacks"], note=note)
+    finally:
+        model.dispose()
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# the path over k
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def _solution_fit(
+    objective: SparseSVMObjective,
+    solution: SubproblemSolution,
+    candidates_C: np.ndarray,
+    X_ND: np.ndarray,
+    y_N: np.ndarray,
+    k: int,
+    refit: bool,
+    info: SolveInfo,
+    C: float,
+) -> SparseFit:
+    order_K = np.argsort(-np.abs(solution.coef), kind="stable")
+    support_K = candidates_C[solution.support[order_K]]
+    if refit:
+        coef_K, intercept, _, _ = fit_logistic(X_ND[:, support_K], y_N, C=C)
+    else:
+        coef_raw_K, intercept = objective.raw_coef(solution)
+        coef_K = coef_raw_K[order_K]
+    return SparseFit(
+        k=k,
+        support=support_K,
+        coef=coef_K,
+        intercept=intercept,
+        method="optimal",
+        fit_time=info.wall_time,
+        info=info.as_dict(),
+    )
+
+
+def optimal_sparse_path(
+    X: Any,
+    y: Any,
+    ks: Iterable[int] = OSP_K_GRID,
+    *,
+    n_candidates: int = 50,
+    candidates: Sequence[int] | None = None,
+    solver: str = "auto",
+    time_limit: float = 60.0,
+    mip_gap: float = 1e-4,
+    gamma: float | None = None,
+    feature_scale: float = 0.1,
+    intercept_scaling: float = 1.0,
+    refit: bool = True,
+    C: float = 1.0,
+    threads: int = 1,
+    random_state: int = 0,
+) -> list[SparseFit]:
+    """Optimal k-sparse probes for every k in ``ks`` (solved in descending order, sharing cuts).
+
+    Parameters
+    ----------
+    X, y : activations ``(n, D)`` and binary labels.
+    ks : sparsity levels (default 1..8).
+    n_candidates : the prefilter keeps this many neurons with the largest mean difference (at least ``max(ks)``).
+    candidates : explicit candidate neuron indices instead of the prefilter.
+    solver : ``"auto"``, ``"gurobi"`` or ``"highs"`` (see the module docstring).
+    time_limit : seconds per k (the paper: 60).
+    mip_gap : relative gap at which a support counts as proven optimal.
+    gamma, feature_scale, intercept_scaling : parameters of the SVM objective (``gamma=None``: ``1/sqrt(n)``;
+        ``feature_scale=0.1`` as in the paper, see the module docstring).
+    refit : report a class-balanced L2 logistic regression (inverse strength ``C``) on the optimal support (the
+        other probes' classifier) instead of the SVM weights.
+    threads, random_state : solver threads (Gurobi) and seeds.
+
+    Returns one :class:`SparseFit` per k (ascending); ``fit.info`` holds the :class:`SolveInfo` as a dict.
+    """
+    X_ND, y_N, _ = check_binary_problem(X, y)
+    D = X_ND.shape[1]
+    ks = resolve_ks(ks, D)
+    if not time_limit > 0:
+        raise ProbeInputError(f"time_limit must be positive (seconds per k), got {time_limit}.")
+    if not 0 <= mip_gap < 1:
+        raise ProbeInputError(f"mip_gap must lie in [0, 1), got {mip_gap}.")
+    t_start = time.perf_counter()
+    if candidates is None:
+        n_candidates = min(max(int(n_candidates), max(ks)), D)
+        candidates_C = np.lexsort((np.arange(D), -mean_difference(X_ND, y_N)))[:n_candidates]
+    else:
+        candidates_C = np.asarray(candidates, dtype=np.int64).reshape(-1)
+        if candidates_C.size == 0 or candidates_C.min() < 0 or candidates_C.max() >= D:
+            raise ProbeInputError(f"candidates must be neuron indices in [0, {D}).")
+        if np.unique(candidates_C).size != candidates_C.size:
+            raise ProbeInputError("candidates contains duplicates.")
+        ks = resolve_ks(ks, candidates_C.size)
+    d = candidates_C.size
+    objective = SparseSVMObjective(
+        X_ND[:, candidates_C],
+        y_N,
+        gamma,
+        feature_scale=feature_scale,
+        intercept_scaling=intercept_scaling,
+        random_state=random_state,
+    )
+    pool = _CutPool(d)
+    chosen, choice_note = _choose_solver(solver, d)
+    setup_time = time.perf_counter() - t_start
+    fits: list[SparseFit] = []
+    previous: SubproblemSolution | None = None
+    for k in sorted(ks, reverse=True):
+        t0 = time.perf_counter()
+        n_eval0 = objective.n_evaluations
+        deadline = t0 + time_limit
+        # warm starts: the top k candidates, and the previous (larger k) solution without its weakest neurons
+        starts = [objective.evaluate(np.arange(k))]
+        if previous is not None:
+            keep = np.argsort(-np.abs(previous.coef), kind="stable")[:k]
+            starts.append(objective.evaluate(previous.support[keep]))
+        for start in starts:
+            pool.add(start)
+        incumbent = min(starts, key=lambda sol: sol.upper)
+        used, note = chosen, choice_note
+        try:
+            if used == "gurobi":
+                best, outcome = _solve_gurobi(objective, pool, k, incumbent, deadline, mip_gap, random_state, threads)
+            else:
+                best, outcome = _solve_highs(objective, pool, k, incumbent, deadline, mip_gap, random_state)
+        except _GurobiLicenceError as err:
+            used, note = "highs", f"Gurobi licence refused the model ({err}); fell back to HiGHS"
+            best, outcome = _solve_highs(objective, pool, k, incumbent, deadline, mip_gap, random_state)
+        if best.support.size != k:  # a broken warm start must never pass as a solution
+            raise RuntimeError(f"OSP internal error: support of size {best.support.size} returned for k={k}")
+        gap = _relative_gap(best.upper, outcome.bound)
+        proven = outcome.status in ("optimal", "evaluator_tolerance") and gap <= mip_gap * (1 + 1e-9) + 1e-12
+        status = "optimal" if proven else outcome.status
+        if status == "optimal" and not proven:
+            status = "gap_not_closed"
+        wall = time.perf_counter() - t0 + setup_time
+        setup_time = 0.0
+        info = SolveInfo(
+            k=k,
+            solver=used,
+            solver_requested=solver,
+            status=status,
+            proven_optimal=bool(proven),
+            objective=best.upper,
+            best_bound=outcome.bound,
+            mip_gap=gap,
+            wall_time=wall,
+            n_candidates=d,
+            n_cuts=len(pool),
+            n_evaluations=objective.n_evaluations - n_eval0,
+            n_master_solves=outcome.n_master,
+            gamma=objective.gamma,
+            note="; ".join(x for x in (note, outcome.note) if x),
+        )
+        if not proven:
+            warnings.warn(
+                f"OSP k={k}: optimality not proven ({status}, gap {gap:.2g}); the best support found is returned.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        fits.append(_solution_fit(objective, best, candidates_C, X_ND, y_N, k, refit, info, C))
+        previous = best
+    return fits[::-1]
+
+
+def brute_force_sparse_svm(
+    X: Any,
+    y: Any,
+    k: int,
+    *,
+    gamma: float | None = None,
+    feature_scale: float = 0.1,
+    intercept_scaling: float = 1.0,
+) -> list[tuple[float, tuple[int, ...]]]:
+    """Evaluate the OSP objective on every support of size ``k`` (all columns of ``X`` are candidates).
+
+    Returns ``(objective, support)`` pairs sorted by objective (best first). Exponential in ``k``: for tests and
+    small checks only.
+    """
+    X_ND, y_N, _ = check_binary_problem(X, y)
+    d = X_ND.shape[1]
+    if math.comb(d, k) > 200_000:
+        raise ProbeInputError(f"brute force over C({d}, {k}) = {math.comb(d, k)} supports is too large.")
+    objective = SparseSVMObjective(X_ND, y_N, gamma, feature_scale=feature_scale, intercept_scaling=intercept_scaling)
+    results = [(objective.evaluate(sup).upper, tuple(sup)) for sup in itertools.combinations(range(d), k)]
+    return sorted(results)
+
+
+class OptimalSparseProbe(SparseLinearClassifierMixin, ClassifierMixin, BaseEstimator):
+    """The optimal k-sparse probe (see :func:`optimal_sparse_path` and the module docstring).
+
+    Parameters are those of :func:`optimal_sparse_path` with a single ``k``. Fitted attributes as in
+    :class:`~sparse_probing.probes.SparseProbe` plus ``solve_info_`` (the :class:`SolveInfo` of the fit).
+    ``predict_proba`` is only offered with ``refit=True`` (logistic regression on the optimal support).
+    """
+
+    def __init__(
+        self,
+        k: int = 1,
+        n_candidates: int = 50,
+        solver: str = "auto",
+        time_limit: float = 60.0,
+        mip_gap: float = 1e-4,
+        gamma: float | None = None,
+        feature_scale: float = 0.1,
+        refit: bool = True,
+        C: float = 1.0,
+        threads: int = 1,
+        random_state: int = 0,
+    ):
+        self.k = k
+        self.n_candidates = n_candidates
+        self.solver = solver
+        self.time_limit = time_limit
+        self.mip_gap = mip_gap
+        self.gamma = gamma
+        self.feature_scale = feature_scale
+        self.refit = refit
+        self.C = C
+        self.threads = threads
+        self.random_state = random_state
+
+    def fit(self, X: Any, y: Any) -> OptimalSparseProbe:
+        X_ND, y_N, classes = validate_fit_data(self, X, y)
+        k = resolve_k(self.k, X_ND.shape[1])
+        (fit,) = optimal_sparse_path(
+            X_ND,
+            y_N,
+            [k],
+            n_candidates=self.n_candidates,
+            solver=self.solver,
+            time_limit=self.time_limit,
+            mip_gap=self.mip_gap,
+            gamma=self.gamma,
+            feature_scale=self.feature_scale,
+            refit=self.refit,
+            C=self.C,
+            threads=self.threads,
+            random_state=self.random_state,
+        )
+        self._store_fit(fit, X_ND.shape[1], classes)
+        self.solve_info_ = SolveInfo(**fit.info)
+        return self
+
+    @available_if(lambda self: self.refit)
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities of the logistic regression refitted on the optimal support (``refit=True`` only)."""
+        return super().predict_proba(X)

@@ -1,0 +1,183 @@
+"""Optimal sparse probing: the MIO equals brute force, both solvers agree, limits never pass as optimal."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+
+from sparse_probing.probes import (
+    OptimalSparseProbe,
+    ProbeInputError,
+    SolveInfo,
+    SparseSVMObjective,
+    brute_force_sparse_svm,
+    gurobi_available,
+    optimal_sparse_path,
+)
+from sparse_probing.probes import optimal as osp
+
+SOLVERS = ["highs", pytest.param("gurobi", marks=pytest.mark.skipif(not gurobi_available(), reason="no gurobipy"))]
+GAP = 1e-6
+
+
+def instance(seed: int, n: int = 120, d: int = 12) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y = (rng.random(n) < 0.35).astype(int)
+    X = rng.standard_normal((n, d)) + np.outer(y, rng.normal(0.0, 0.6, d))
+    X[:, 1] = X[:, 0] + 0.5 * rng.standard_normal(n)  # a correlated pair: greedy and optimal can disagree
+    return X * np.exp(rng.normal(0, 1, d)), y
+
+
+def assert_matches_brute_force(fit, ranked: list[tuple[float, tuple[int, ...]]]) -> None:
+    best_obj, best_support = ranked[0]
+    info = fit.info
+    assert info["proven_optimal"] and info["status"] == "optimal"
+    tol = GAP * abs(best_obj) * 1.01
+    assert info["objective"] <= best_obj + tol  # never worse than enumeration
+    assert info["objective"] >= best_obj - tol  # and enumeration is exhaustive
+    assert info["best_bound"] <= best_obj + tol  # the bound is a valid lower bound
+    runner_up = next(obj for obj, sup in ranked[1:] if sup != best_support)
+    if runner_up - best_obj > 2 * tol:  # a unique optimum must be found exactly
+        assert tuple(sorted(fit.support.tolist())) == best_support
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+@pytest.mark.parametrize("feature_scale", [0.1, 1.0])
+def test_mio_equals_brute_force(solver: str, feature_scale: float) -> None:
+    for seed in range(3):
+        X, y = instance(seed)
+        ks = (1, 3) if seed == 0 else (1, 2, 3)  # (1, 3): the warm start from k=3 must drop two neurons
+        fits = optimal_sparse_path(
+            X, y, ks, n_candidates=X.shape[1], solver=solver, feature_scale=feature_scale, mip_gap=GAP
+        )
+        assert [f.k for f in fits] == list(ks)
+        for fit in fits:
+            assert fit.support.size == fit.k
+            ranked = brute_force_sparse_svm(X, y, fit.k, feature_scale=feature_scale)
+            assert len(ranked) == math.comb(X.shape[1], fit.k)
+            assert_matches_brute_force(fit, ranked)
+            assert fit.info["solver"] == solver
+
+
+def check_solvers_agree(seeds: range, n: int, d: int, ks: tuple[int, ...]) -> None:
+    for seed in seeds:
+        X, y = instance(100 + seed, n=n, d=d)
+        kw = dict(ks=ks, n_candidates=d, feature_scale=0.5, mip_gap=1e-5, time_limit=60)
+        by_solver = {s: optimal_sparse_path(X, y, solver=s, **kw) for s in ("gurobi", "highs")}
+        for f_g, f_h in zip(by_solver["gurobi"], by_solver["highs"], strict=True):
+            assert f_g.k == f_h.k and f_g.support.size == f_h.support.size == f_g.k
+            assert f_g.info["proven_optimal"] and f_h.info["proven_optimal"]
+            assert f_g.info["objective"] == pytest.approx(f_h.info["objective"], rel=2e-5)
+            # each solver's objective respects the other's proven bound
+            assert f_g.info["objective"] >= f_h.info["best_bound"] - 1e-9 * abs(f_g.info["objective"])
+            assert f_h.info["objective"] >= f_g.info["best_bound"] - 1e-9 * abs(f_h.info["objective"])
+
+
+@pytest.mark.skipif(not gurobi_available(), reason="no gurobipy")
+def test_solvers_agree_on_random_instances() -> None:
+    check_solvers_agree(range(3), n=200, d=20, ks=(2, 4))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not gurobi_available(), reason="no gurobipy")
+def test_solvers_agree_on_larger_instances() -> None:
+    check_solvers_agree(range(3), n=300, d=30, ks=(2, 4, 5))
+
+
+def test_objective_bounds_and_cuts_are_valid() -> None:
+    X, y = instance(7, d=10)
+    obj = SparseSVMObjective(X, y, feature_scale=1.0)
+    supports = [np.array(s) for s in itertools.combinations(range(10), 3)][::7]
+    sols = [obj.evaluate(s) for s in supports]
+    for sol in sols:
+        assert sol.lower <= sol.upper <= sol.lower + 1e-6 * abs(sol.upper)
+        s_D = np.zeros(10)
+        s_D[sol.support] = 1
+        assert sol.cut_constant - sol.cut_coef @ s_D == pytest.approx(sol.lower, rel=1e-9)
+    # every cut is a lower bound on c at every other support
+    for a in sols:
+        for b in sols:
+            s_D = np.zeros(10)
+            s_D[b.support] = 1
+            assert a.cut_constant - a.cut_coef @ s_D <= b.upper + 1e-9 * abs(b.upper)
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_time_limit_is_never_reported_as_optimal(solver: str) -> None:
+    X, y = instance(11, n=400, d=40)
+    with pytest.warns(RuntimeWarning, match="optimality not proven"):
+        fits = optimal_sparse_path(X, y, (6,), n_candidates=40, solver=solver, feature_scale=1.0, time_limit=0.05)
+    (fit,) = fits
+    info = SolveInfo(**fit.info)
+    assert not info.proven_optimal
+    assert info.status != "optimal"
+    assert info.mip_gap > 0 and info.best_bound < info.objective
+    assert fit.support.size == 6  # the best support found (at worst the warm start) is still returned
+    assert np.isfinite(fit.decision_function(X)).all()
+
+
+def test_auto_solver_choice_is_recorded(monkeypatch: pytest.MonkeyPatch) -> None:
+    X, y = instance(5)
+    (fit,) = optimal_sparse_path(X, y, (2,), n_candidates=12, solver="auto")
+    assert fit.info["solver"] == ("gurobi" if gurobi_available() else "highs")
+    assert fit.info["solver_requested"] == "auto"
+    monkeypatch.setattr(osp, "GUROBI_SIZE_LIMIT", 5)  # a model that would not fit the licence
+    (fit,) = optimal_sparse_path(X, y, (2,), n_candidates=12, solver="auto")
+    assert fit.info["solver"] == "highs"
+    assert fit.info["proven_optimal"]
+    assert "licence" in fit.info["note"] or "not available" in fit.info["note"]
+
+
+def test_missing_gurobi(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(osp, "gurobi_available", lambda: False)
+    X, y = instance(5)
+    with pytest.raises(ProbeInputError, match="gurobipy is not installed"):
+        optimal_sparse_path(X, y, (2,), solver="gurobi")
+    (fit,) = optimal_sparse_path(X, y, (2,), solver="auto")
+    assert fit.info["solver"] == "highs" and "not available" in fit.info["note"]
+
+
+@pytest.mark.skipif(not gurobi_available(), reason="no gurobipy")
+def test_licence_refusal_falls_back_to_highs(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args, **kwargs):
+        raise osp._GurobiLicenceError("Model too large for size-limited license")
+
+    monkeypatch.setattr(osp, "_solve_gurobi", refuse)
+    X, y = instance(6)
+    (fit,) = optimal_sparse_path(X, y, (3,), solver="gurobi", mip_gap=GAP)
+    assert fit.info["solver"] == "highs" and "fell back to HiGHS" in fit.info["note"]
+    assert_matches_brute_force(fit, brute_force_sparse_svm(X, y, 3))
+
+
+def test_prefilter_and_descending_warm_start() -> None:
+    X, y = instance(9, n=300, d=80)
+    fits = optimal_sparse_path(X, y, n_candidates=20, solver="highs")
+    assert [f.k for f in fits] == list(range(1, 9))
+    md = np.abs(X[y == 1].mean(0) - X[y == 0].mean(0))
+    candidates = set(np.argsort(-md)[:20].tolist())
+    for fit in fits:
+        assert set(fit.support.tolist()) <= candidates
+        assert fit.info["n_candidates"] == 20
+        assert fit.info["proven_optimal"]
+    objectives = [f.info["objective"] for f in fits]
+    assert all(a >= b - 1e-9 * abs(a) for a, b in itertools.pairwise(objectives))  # more neurons never hurt
+
+
+def test_estimator_and_bad_input() -> None:
+    X, y = instance(4)
+    probe = OptimalSparseProbe(k=2, n_candidates=12, solver="highs").fit(X, np.where(y == 1, "pos", "neg"))
+    assert isinstance(probe.solve_info_, SolveInfo) and probe.solve_info_.proven_optimal
+    assert probe.support_.size == 2 and np.count_nonzero(probe.coef_) == 2
+    assert probe.predict_proba(X).shape == (len(y), 2)
+    svm = OptimalSparseProbe(k=2, n_candidates=12, solver="highs", refit=False).fit(X, y)
+    assert not hasattr(svm, "predict_proba")
+    np.testing.assert_array_equal(np.sort(svm.support_), np.sort(probe.support_))
+    with pytest.raises(ProbeInputError, match="Unknown solver"):
+        optimal_sparse_path(X, y, (1,), solver="cplex")
+    with pytest.raises(ProbeInputError, match="time_limit"):
+        optimal_sparse_path(X, y, (1,), time_limit=0)
+    with pytest.raises(ProbeInputError, match="exactly 2 classes"):
+        optimal_sparse_path(X, np.ones_like(y), (1,))

@@ -1,0 +1,102 @@
+"""Sweeps produce tidy tables; selection uses validation only; failures are reported, not raised."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sparse_probing.probes import ProbeInputError, ProbeSpec, run_sweep, select_on_validation, selectivity
+from sparse_probing.probes.synthetic import make_planted
+from sparse_probing.splits import grouped_split
+
+
+@pytest.fixture(scope="module")
+def problem():
+    a = make_planted(n=800, d=64, effects=(3.0, 1.5), random_state=11)
+    activations = {3: a.X, 7: np.ascontiguousarray(a.X[:, ::-1])}  # the same signal in other neurons
+    labels = {"feat": a.y, "maybe": np.where(a.groups % 5 == 0, np.nan, a.y.astype(float))}
+    split = grouped_split(a.groups, a.y, random_state=0)
+    return activations, labels, split, a.groups
+
+
+SPECS = [
+    ProbeSpec("mean_diff", ks=(1, 2, 4)),
+    ProbeSpec("telescopic", ks=(1, 2, 4), params={"n_start": 32}),
+    ProbeSpec("optimal", ks=(1, 2), params={"n_candidates": 10, "solver": "highs"}),
+    ProbeSpec("dense"),
+    ProbeSpec("random_basis", ks=(1, 2)),
+    ProbeSpec("control", ks=(1, 2)),
+]
+
+
+def test_sweep_table(problem) -> None:
+    activations, labels, split, groups = problem
+    df = run_sweep(activations, labels, split, SPECS, groups=groups, n_boot=50, progress=False)
+    per_task = {"mean_diff": 3, "telescopic": 3, "optimal": 2, "dense": 1, "random_basis": 2, "control": 2}
+    assert len(df) == 2 * 2 * sum(per_task.values())
+    counts = df.groupby(["feature", "layer", "method"]).size()
+    for (_, _, method), n in counts.items():
+        assert n == per_task[method]
+    for col in ("f1_val", "f1_test", "mcc_test", "pr_auc_test", "precision_val", "recall_val", "support", "fit_time"):
+        assert col in df.columns
+    assert (df["f1_test_low"] <= df["f1_test"] + 1e-12).all() and (df["f1_test"] <= df["f1_test_high"] + 1e-12).all()
+    osp = df[df["method"] == "optimal"]
+    assert osp["osp_proven_optimal"].all() and set(osp["osp_solver"]) == {"highs"}
+    assert (df[df["method"] == "dense"]["k"] == 64).all()
+    # the NaN rows of "maybe" are excluded from training
+    assert (df[df["feature"] == "maybe"]["n_train"] < df[df["feature"] == "feat"]["n_train"].max()).all()
+    good = df[(df["method"] == "mean_diff") & (df["feature"] == "feat")]
+    assert good["f1_test"].max() > 0.8
+    ctrl = df[df["method"] == "control"]
+    assert ctrl["f1_test"].max() < good["f1_test"].max() - 0.2
+    sel = selectivity(df, method="mean_diff")
+    assert len(sel) == 2 * 2 * 2 and (sel["selectivity"] > 0.2).all()
+
+
+def test_parallel_equals_serial(problem) -> None:
+    activations, labels, split, _ = problem
+    specs = [ProbeSpec("mean_diff", ks=(1, 3)), ProbeSpec("telescopic", ks=(1, 3), params={"n_start": 16})]
+    serial = run_sweep(activations, labels, split, specs, progress=False)
+    parallel = run_sweep(activations, labels, split, specs, n_jobs=2, progress=False)
+    cols = ["feature", "layer", "method", "k", "support", "f1_val", "f1_test"]
+    pd.testing.assert_frame_equal(serial[cols], parallel[cols])
+
+
+def test_failed_task_is_reported(problem) -> None:
+    activations, labels, split, _ = problem
+    bad = {"one_class": np.zeros(len(labels["feat"]), dtype=bool), **labels}
+    with pytest.warns(RuntimeWarning, match="task\\(s\\) failed"):
+        df = run_sweep(activations, bad, split, [ProbeSpec("mean_diff", ks=(1, 2))], progress=False)
+    errors = df[df["feature"] == "one_class"]["error"]
+    assert errors.str.contains("single class").all()
+    assert df[df["feature"] == "feat"]["error"].isna().all()
+
+
+def test_select_on_validation_ignores_test() -> None:
+    df = pd.DataFrame(
+        {
+            "feature": ["a"] * 3,
+            "layer": [0] * 3,
+            "method": ["m"] * 3,
+            "k": [1, 2, 3],
+            "f1_val": [0.5, 0.9, 0.9],
+            "f1_test": [0.99, 0.1, 0.2],
+        }
+    )
+    best = select_on_validation(df)
+    assert best["k"].tolist() == [2]  # best validation F1, smaller k on ties; test F1 plays no role
+    with pytest.raises(ProbeInputError, match="mcc_val"):
+        select_on_validation(df, metric="mcc")
+
+
+def test_bad_specs_and_labels(problem) -> None:
+    activations, labels, split, _ = problem
+    with pytest.raises(ProbeInputError, match="Unknown method"):
+        ProbeSpec("lasso")
+    with pytest.raises(ProbeInputError, match="base must be"):
+        ProbeSpec("control", params={"base": "control"})
+    with pytest.raises(ProbeInputError, match="bool or 0/1"):
+        run_sweep(activations, {"lang": np.array(["en", "fr"] * 400)}, split, ["mean_diff"], progress=False)
+    with pytest.raises(ProbeInputError, match="number of rows"):
+        run_sweep({0: activations[3][:-1]}, labels, split, ["mean_diff"], progress=False)
