@@ -227,30 +227,44 @@ def _pad(ids: list[np.ndarray], pad_id: int) -> tuple[torch.Tensor, torch.Tensor
     return tokens_BP, mask_BP
 
 
+class _Done(Exception):
+    """Raised from the last needed hook: nothing after it (later blocks, unembedding) is computed."""
+
+
 def _forward_pooled(
-    model: LoadedModel, tokens_BP: torch.Tensor, mask_BP: torch.Tensor, hooks: list[str], stop_at_layer: int,
+    model: LoadedModel, tokens_BP: torch.Tensor, mask_BP: torch.Tensor, hooks: list[str],
     windows: tuple[np.ndarray, np.ndarray, np.ndarray], reduce: Reduce,
 ) -> dict[str, np.ndarray]:  # fmt: skip
-    """One forward pass up to ``stop_at_layer``; each hook's activations pooled over the example windows.
+    """One forward pass that stops at the last of ``hooks``; each hook's activations pooled over the windows.
 
-    Pooling happens inside the hook, so only one layer's (B, P, D) activations are alive at a time.
+    Pooling happens inside the hook, so only one layer's (B, P, D) activations are alive at a time. The pass is
+    cut short by an exception from the last hook (TransformerLens removes the hooks in a ``finally``), which also
+    skips the final norm and the unembedding when every layer is requested.
     """
     pooled: dict[str, np.ndarray] = {}
+    last = hooks[-1]
 
     def pool_into(name: str) -> Any:
         def fn(acts_BPD: torch.Tensor, hook: Any) -> None:
             pooled[name] = pool(acts_BPD.float(), *windows, reduce).astype(np.float16)
+            if name == last:
+                raise _Done
 
         return fn
 
     with torch.inference_mode():
-        model.bridge.run_with_hooks(
-            tokens_BP,
-            fwd_hooks=[(hook, pool_into(hook)) for hook in hooks],
-            return_type=None,
-            stop_at_layer=stop_at_layer,
-            attention_mask=mask_BP,
-        )
+        try:
+            model.bridge.run_with_hooks(
+                tokens_BP,
+                fwd_hooks=[(hook, pool_into(hook)) for hook in hooks],
+                return_type=None,
+                attention_mask=mask_BP,
+            )
+        except _Done:
+            pass
+    missing = [h for h in hooks if h not in pooled]
+    if missing:
+        raise RuntimeError(f"hooks {missing} never fired during the forward pass: are they hooks of this model?")
     return pooled
 
 
@@ -271,7 +285,7 @@ def _start_or_resume(partial: Path, key: str, spec: ActivationSpec, hooks: list[
 def _compute(
     spec: ActivationSpec, dataset: ProbingDataset, model: LoadedModel, key: str, partial: Path, model_digest: str
 ) -> None:
-    layers = list(spec.layers) if spec.layers is not None else list(range(model.n_layers))
+    layers = sorted(set(spec.layers)) if spec.layers is not None else list(range(model.n_layers))
     if max(layers) >= model.n_layers:
         raise ValueError(f"layer {max(layers)} requested, but {spec.model} has layers 0..{model.n_layers - 1}")
     reduce: Reduce = spec.reduce or dataset.default_reduce
@@ -301,7 +315,7 @@ def _compute(
                 local = {int(doc): j for j, doc in enumerate(docs)}
                 windows = (np.array([local[int(x)] for x in ex_doc[rows]]), ex_start[rows], ex_end[rows])
                 tokens_BP, mask_BP = _pad([alignment.input_ids[doc] for doc in docs], pad_id)
-                pooled = _forward_pooled(model, tokens_BP, mask_BP, hooks, max(layers) + 1, windows, reduce)
+                pooled = _forward_pooled(model, tokens_BP, mask_BP, hooks, windows, reduce)
                 for hook, fh in files.items():
                     for r, row_D in zip(rows, pooled[hook], strict=True):
                         fh.seek(offsets[hook] + int(r) * d * 2)
