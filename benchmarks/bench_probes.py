@@ -136,7 +136,7 @@ def paper_style_topk(X: np.ndarray, y: np.ndarray, ks: tuple[int, ...]) -> list[
     """The paper's heuristic sweep: rank once by mean difference, a fresh L2 saga fit (max_iter=200) per k."""
     scale = _paper_normalize(X)
     Xn = X / scale
-    ranking = np.argsort(-mean_difference(Xn, y), kind="stable")
+    ranking = np.argsort(-mean_difference(Xn, y, standardize=False), kind="stable")
     fits = []
     for k in ks:
         support = ranking[:k]
@@ -154,7 +154,7 @@ def paper_style_telescopic(X: np.ndarray, y: np.ndarray, ks: tuple[int, ...], n_
     mean difference like ours."""
     scale = _paper_normalize(X)
     Xn = X / scale
-    ranking = np.argsort(-mean_difference(Xn, y), kind="stable")[: max(n_start, max(ks))]
+    ranking = np.argsort(-mean_difference(Xn, y, standardize=False), kind="stable")[: max(n_start, max(ks))]
     fits = []
     for k in sorted(ks, reverse=True):
         support = ranking[:k]
@@ -254,6 +254,8 @@ def bench_recovery(problems: list[Problem], osp_time_limit: float) -> pd.DataFra
         supports: dict[str, np.ndarray] = {}
         for ranker in RANKERS:
             supports[f"top-k {ranker}"] = rank_neurons(p.X_train, p.y_train, ranker, random_state=0)[:k]
+        raw = mean_difference(p.X_train, p.y_train, standardize=False)
+        supports["top-k mean_diff on raw activations"] = np.argsort(-raw, kind="stable")[:k]
         supports["telescopic"] = telescopic_path(p.X_train, p.y_train, (k,))[0].support
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)

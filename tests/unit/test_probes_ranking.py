@@ -36,8 +36,13 @@ def test_rankers_put_planted_neurons_first(method: str) -> None:
 def test_mean_difference_value() -> None:
     X = np.array([[0.0, 1.0], [2.0, 1.0], [4.0, 5.0], [6.0, 3.0]])
     y = np.array([0, 0, 1, 1])
-    np.testing.assert_allclose(mean_difference(X, y), [4.0, 3.0])
-    np.testing.assert_allclose(score_neurons(X, y, "mean_diff"), [4.0, 3.0])
+    np.testing.assert_allclose(mean_difference(X, y, standardize=False), [4.0, 3.0])
+    np.testing.assert_allclose(mean_difference(X, y), [4.0 / X[:, 0].std(), 3.0 / X[:, 1].std()])
+    np.testing.assert_allclose(score_neurons(X, y, "mean_diff"), mean_difference(X, y))
+    # scale-free: multiplying a neuron by 1000 does not change its standardized score
+    X_scaled = X * np.array([1000.0, 1.0])
+    np.testing.assert_allclose(mean_difference(X_scaled, y), mean_difference(X, y))
+    assert mean_difference(np.column_stack([X, np.ones(4)]), y)[2] == 0.0  # a constant neuron scores 0
 
 
 def test_random_ranker_is_seeded_permutation() -> None:

@@ -388,6 +388,39 @@ def _choose_solver(solver: str, d: int) -> tuple[str, str]:
     return "gurobi", ""
 
 
+def _improve_by_swaps(
+    objective: SparseSVMObjective, pool: _CutPool, start: SubproblemSolution, max_steps: int = 25, n_try: int = 4
+) -> SubproblemSolution:
+    """Best-improvement swap search with true evaluations, to start the MIP from a good incumbent.
+
+    Swaps (one neuron out, one in) are tried in the order of the cut at the current support, which predicts the
+    change ``coef_out - coef_in``; the ``n_try`` most promising are evaluated and the best improving one is taken.
+    Every evaluation also adds its cut to the pool. A heuristic: it proves nothing.
+    """
+    current = start
+    d = objective.n_features
+    for _ in range(max_steps):
+        inside_D = np.zeros(d, dtype=bool)
+        inside_D[current.support] = True
+        out_K, rest_R = np.flatnonzero(inside_D), np.flatnonzero(~inside_D)
+        if rest_R.size == 0:
+            break
+        g_D = current.cut_coef
+        predicted_KR = g_D[out_K][:, None] - g_D[rest_R][None, :]
+        order = np.argsort(predicted_KR, axis=None, kind="stable")[:n_try]
+        best = current
+        for flat in order:
+            i, j = np.unravel_index(flat, predicted_KR.shape)
+            candidate = objective.evaluate(np.append(np.delete(current.support, i), rest_R[j]))
+            pool.add(candidate)
+            if candidate.upper < best.upper:
+                best = candidate
+        if best.upper >= current.upper - 1e-9 * abs(current.upper):
+            break
+        current = best
+    return current
+
+
 def _search_lower_model(
     pool: _CutPool,
     k: int,
@@ -552,10 +585,8 @@ def _solve_highs(
             status, note = "error", f"HiGHS master status {h.modelStatusToString(model_status)}"
             break
         if n_new == 0:
-            # every support the master proposed was evaluated before: the lower model there equals c(s) up to the
-            # SVM's duality gap, which is then what limits the proof
-            if found:
-                lower = max(lower, min(objective.evaluate(np.flatnonzero(c > 0.5)).lower for c in found))
+            # every support the master proposed was evaluated before: its lower model there equals c(s) up to the
+            # SVM's duality gap, which then limits the proof (the master's dual bound above is the valid bound)
             status = "optimal" if lower >= best.upper - mip_gap * abs(best.upper) else "evaluator_tolerance"
             note = "" if status == "optimal" else "master re-proposed evaluated supports (SVM duality gap)"
             break
@@ -573,6 +604,7 @@ def _solve_gurobi(
     mip_gap: float,
     seed: int,
     threads: int,
+    extra_cuts: int = 3,
 ) -> tuple[SubproblemSolution, _Outcome]:
     import gurobipy as gp
     from gurobipy import GRB
@@ -604,6 +636,7 @@ def _solve_gurobi(
         t.Start = max(pool.value(s_D), incumbent.upper)
 
         state = {"best": incumbent, "n_callbacks": 0}
+        rng = np.random.default_rng(seed)
 
         def callback(m: Any, where: int) -> None:
             if where != GRB.Callback.MIPSOL:
@@ -620,6 +653,18 @@ def _solve_gurobi(
                 state["best"] = solution
             if t_value < solution.lower - 1e-9 * max(1.0, abs(solution.lower)):
                 m.cbLazy(t + gp.LinExpr(solution.cut_coef.tolist(), s_list) >= solution.cut_constant)
+            if extra_cuts > 0 and not np.array_equal(support_K, incumbent.support):
+                # (not for the MIP start: Gurobi drops a start solution whose callback adds lazy constraints)
+                # more cuts per round: supports near this one whose lower model still undercuts the incumbent
+                best_upper = state["best"].upper
+                cutoff = best_upper - mip_gap * abs(best_upper)
+                proposals = _search_lower_model(pool, k, [support_K], cutoff, rng, n_random=0)[:extra_cuts]
+                for proposal in proposals:
+                    extra = objective.evaluate(proposal)
+                    pool.add(extra)
+                    if extra.upper < state["best"].upper:
+                        state["best"] = extra
+                    m.cbLazy(t + gp.LinExpr(extra.cut_coef.tolist(), s_list) >= extra.cut_constant)
 
         try:
             model.optimize(callback)
@@ -761,7 +806,7 @@ def optimal_sparse_path(
             starts.append(objective.evaluate(previous.support[keep]))
         for start in starts:
             pool.add(start)
-        incumbent = min(starts, key=lambda sol: sol.upper)
+        incumbent = _improve_by_swaps(objective, pool, min(starts, key=lambda sol: sol.upper))
         used, note = chosen, choice_note
         try:
             if used == "gurobi":

@@ -5,8 +5,11 @@ well each one (or a cheap multivariate model) separates the positive from the ne
 classifier on the top k. The rankers of the paper:
 
 ``mean_diff``
-    ``|mean(x_j | y=1) - mean(x_j | y=0)|`` on raw activations; the paper's default and the prefilter of the
-    optimal probes.
+    ``|mean(x_j | y=1) - mean(x_j | y=0)| / std(x_j)``: the class mean difference of activations divided by their
+    training standard deviation, as in the paper's pipeline (which normalizes activations before ranking); the
+    default ranker and the prefilter of the telescopic and optimal probes. On raw activations the difference
+    favours neurons with a large scale (``mean_difference(X, y, standardize=False)``), which ranks worse on real
+    activations (see ``benchmarks/RESULTS.md``).
 ``f_stat``
     The one-way ANOVA F statistic (``sklearn.feature_selection.f_classif``).
 ``mutual_info``
@@ -50,12 +53,21 @@ DEFAULT_RANKER_C: dict[str, float] = {"l1": 0.1, "svm": 0.01}
 """Default inverse regularization strength of the model-based rankers (on standardized neurons)."""
 
 
-def mean_difference(X_ND: np.ndarray, y_N: np.ndarray) -> np.ndarray:
-    """``|mean(X | y=1) - mean(X | y=0)|`` per neuron (float64 accumulation, works on float16/32 memmaps)."""
+def mean_difference(X_ND: np.ndarray, y_N: np.ndarray, *, standardize: bool = True) -> np.ndarray:
+    """``|mean(X | y=1) - mean(X | y=0)|`` per neuron, divided by the neuron's standard deviation by default.
+
+    The standard deviation is floored at 1e-3 times the median over neurons, so near-constant neurons cannot win
+    by division (the paper floors at 1e-3 in raw units). Accumulates in float64 (works on float16 memmaps).
+    """
     pos_N = np.asarray(y_N).astype(bool)
     mean_pos_D = np.mean(X_ND[pos_N], axis=0, dtype=np.float64)
     mean_neg_D = np.mean(X_ND[~pos_N], axis=0, dtype=np.float64)
-    return np.abs(mean_pos_D - mean_neg_D)
+    diff_D = np.abs(mean_pos_D - mean_neg_D)
+    if not standardize:
+        return diff_D
+    std_D = np.std(X_ND, axis=0, dtype=np.float64)
+    floor = 1e-3 * float(np.median(std_D)) if np.any(std_D > 0) else 1.0
+    return diff_D / np.maximum(std_D, max(floor, 1e-12))
 
 
 def _check_method(method: str) -> None:
