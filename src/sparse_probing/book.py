@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -22,7 +23,7 @@ from typing import Any
 import yaml
 
 from sparse_probing.models import REPO_ROOT
-from sparse_probing.results import RESULTS_DIR, git_commit, load_results
+from sparse_probing.results import RESULTS_DIR, RESULTS_ENV, git_commit, load_results
 
 CHAPTERS_DIR = REPO_ROOT / "chapters"
 PARAMS_DIR = CHAPTERS_DIR / "params"
@@ -99,15 +100,24 @@ def run_chapter(
     out = out_dir / f"{chapter}.ipynb"
     tmp = out_dir / f".{chapter}.running.ipynb"
     start = time.perf_counter()
-    pm.execute_notebook(
-        str(CHAPTERS_DIR / f"{chapter}.ipynb"),
-        str(tmp),
-        parameters=params,
-        kernel_name="python3",
-        cwd=str(REPO_ROOT),
-        progress_bar=sys.stderr.isatty(),
-        shutdown_kernel="immediate",
-    )
+    # the chapter's results files go next to its executed notebook: book/results for book/executed
+    previous = os.environ.get(RESULTS_ENV)
+    os.environ[RESULTS_ENV] = str(out_dir.resolve().parent / "results")
+    try:
+        pm.execute_notebook(
+            str(CHAPTERS_DIR / f"{chapter}.ipynb"),
+            str(tmp),
+            parameters=params,
+            kernel_name="python3",
+            cwd=str(REPO_ROOT),
+            progress_bar=sys.stderr.isatty(),
+            shutdown_kernel="immediate",
+        )
+    finally:
+        if previous is None:
+            os.environ.pop(RESULTS_ENV, None)
+        else:
+            os.environ[RESULTS_ENV] = previous
     seconds = time.perf_counter() - start
     nb = json.loads(tmp.read_text())
     nb["metadata"]["sparse_probing"] = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import platform
 import subprocess
 from collections.abc import Mapping
@@ -18,6 +19,16 @@ import pandas as pd
 from sparse_probing.models import REPO_ROOT
 
 RESULTS_DIR = REPO_ROOT / "book" / "results"
+RESULTS_ENV = "SPARSE_PROBING_RESULTS"
+"""Environment variable that redirects :func:`save_results` (set by the chapter runner for each run)."""
+
+
+def results_dir() -> Path:
+    """Where results files go: ``$SPARSE_PROBING_RESULTS`` if set, else ``book/results``."""
+    env = os.environ.get(RESULTS_ENV)
+    return Path(env) if env else RESULTS_DIR
+
+
 TRACKED_PACKAGES = ("sparse_probing", "torch", "transformers", "transformer-lens", "scikit-learn", "numpy", "scipy",
                     "highspy", "gurobipy", "pandas")  # fmt: skip
 
@@ -76,7 +87,7 @@ def save_results(
     directory: str | Path | None = None,
 ) -> Path:
     """Write ``<directory>/<name>.json`` with the spec, metrics, environment and time; returns its path."""
-    directory = Path(directory) if directory is not None else RESULTS_DIR
+    directory = Path(directory) if directory is not None else results_dir()
     directory.mkdir(parents=True, exist_ok=True)
     record = {
         "name": name,
@@ -95,5 +106,5 @@ def save_results(
 
 def load_results(directory: str | Path | None = None) -> list[dict[str, Any]]:
     """Every results file in ``directory``, sorted by name."""
-    directory = Path(directory) if directory is not None else RESULTS_DIR
+    directory = Path(directory) if directory is not None else results_dir()
     return [json.loads(p.read_text()) for p in sorted(directory.glob("*.json"))]

@@ -1,0 +1,280 @@
+"""The analyses the chapters share: probing tasks from a cache entry, best neurons, top examples, ablation, weights.
+
+A chapter caches activations (:mod:`sparse_probing.activations`), turns the cached examples into binary tasks with
+:func:`binary_tasks`, probes them with :func:`probe_cache` (a grouped train/validation/test split and
+:func:`~sparse_probing.probes.run_sweep`) and reads the result with :func:`best_single_neurons`,
+:func:`top_examples`, :func:`ablation_effect` and :func:`mlp_input_stats`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .activations import ActivationSpec, CachedActivations, load_or_compute
+from .datasets import ProbingDataset, load_dataset
+from .datasets.base import tokenize_documents
+from .models import LoadedModel
+from .probes import ProbeSpec, run_sweep
+from .splits import Split, grouped_split
+
+
+def cache_for(
+    model: str | LoadedModel,
+    dataset: str,
+    variant: str,
+    *,
+    n_documents: int | None = None,
+    max_length: int = 128,
+    layers: Sequence[int] | None = None,
+    batch_size: int = 8,
+) -> CachedActivations:
+    """Cached MLP activations of every layer (or ``layers``) of ``model`` on a dataset (computed once, then reused).
+
+    Chapters that use the same arguments share one cache entry.
+    """
+    loaded = model if isinstance(model, LoadedModel) else None
+    name = loaded.spec.name if loaded is not None else str(model)
+    spec = ActivationSpec(
+        model=name,
+        dataset=dataset,
+        variant=variant,
+        layers=None if layers is None else tuple(layers),
+        max_length=max_length,
+        n_documents=n_documents,
+        batch_size=batch_size,
+    )
+    return load_or_compute(spec, model=loaded)
+
+
+def dataset_of(acts: CachedActivations) -> ProbingDataset:
+    """The dataset (restricted to the documents actually cached) behind a cache entry."""
+    spec = acts.meta["spec"]
+    ds = load_dataset(spec["dataset"], spec["variant"])
+    return ds.subset(spec["n_documents"]) if spec.get("n_documents") else ds
+
+
+def binary_tasks(
+    examples: pd.DataFrame,
+    features: Sequence[str] | None = None,
+    *,
+    min_positives: int = 10,
+    min_negatives: int = 10,
+) -> dict[str, np.ndarray]:
+    """One binary task per feature value: ``"language=de"`` is 1 for German documents and 0 for the others.
+
+    Features whose values are already 0/1 (e.g. a compound word present or not) give one task named after the
+    feature. Rows where a feature is missing are NaN (they take no part in that task). Regression features and
+    values with fewer than ``min_positives`` positives (or ``min_negatives`` negatives) are left out.
+    """
+    names = [c for c in examples.columns if c not in ("doc", "tok_start", "tok_end", "group")]
+    if features is not None:
+        unknown = sorted(set(features) - set(names))
+        if unknown:
+            raise KeyError(f"features {unknown} are not in these examples; available: {names}")
+        names = list(features)
+    tasks: dict[str, np.ndarray] = {}
+    for feature in names:
+        column = examples[feature]
+        present = column.notna().to_numpy()
+        values = column[present]
+        if values.empty:
+            continue
+        binary = bool(values.isin([0, 1]).all())
+        if pd.api.types.is_float_dtype(values) and not binary:
+            continue  # a regression target
+        if binary:
+            candidates = [(feature, 1)]
+        else:
+            candidates = [(f"{feature}={v}", v) for v in sorted(pd.unique(values), key=str)]
+        for name, positive in candidates:
+            y = np.full(len(examples), np.nan)
+            y[present] = (values.to_numpy() == positive).astype(float)
+            n_pos = int(np.nansum(y))
+            if n_pos >= min_positives and int(present.sum()) - n_pos >= min_negatives:
+                tasks[name] = y
+    return tasks
+
+
+def split_examples(examples: pd.DataFrame, *, stratify: str | None = None, seed: int = 0) -> Split:
+    """Train / validation / test (70/15/15 %) by group, so that no source document straddles two parts."""
+    y = None
+    if stratify is not None and examples[stratify].notna().all():
+        y = examples[stratify].astype(str).to_numpy()
+    return grouped_split(examples["group"].to_numpy(), y, random_state=seed)
+
+
+def probe_cache(
+    acts: CachedActivations,
+    specs: Sequence[ProbeSpec | str],
+    *,
+    tasks: dict[str, np.ndarray] | None = None,
+    layers: Sequence[int] | None = None,
+    split: Split | None = None,
+    n_boot: int = 200,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """Probe every task on every layer of a cache entry; one row per (task, layer, method, k).
+
+    Defaults: every task of :func:`binary_tasks`, every cached layer, a grouped split stratified by the first
+    feature when every example has it, and a bootstrap CI over documents for the test F1.
+    """
+    ex = acts.examples
+    tasks = binary_tasks(ex) if tasks is None else tasks
+    if not tasks:
+        raise ValueError(f"no binary task with enough examples in {acts!r}; use more documents (n_documents).")
+    if split is None:
+        first = acts.features[0] if acts.features else None
+        split = split_examples(ex, stratify=first if first and ex[first].notna().all() else None)
+    layers = acts.layers if layers is None else list(layers)
+    activations = {layer: acts.layer(layer) for layer in layers}
+    df = run_sweep(activations, tasks, split, specs, groups=ex["doc"].to_numpy(), n_boot=n_boot, progress=progress)
+    meta = acts.meta["spec"]
+    return df.assign(model=meta["model"], dataset=meta["dataset"])
+
+
+def best_single_neurons(results: pd.DataFrame, *, method: str = "mean_diff", metric: str = "f1") -> pd.DataFrame:
+    """Per (task, layer): the neuron a 1-sparse probe of ``method`` picks, with its validation and test scores.
+
+    The neuron is chosen on the training rows; its test F1 and bootstrap CI are the honest report.
+    """
+    rows = results[(results["method"] == method) & (results["k"] == 1)].copy()
+    if rows.empty:
+        raise ValueError(f"no k=1 rows for method {method!r}: run the sweep with ks including 1.")
+    rows["neuron"] = [int(np.asarray(s)[0]) for s in rows["support"]]
+    keep = [c for c in ("model", "feature", "layer", "neuron") if c in rows.columns]
+    keep += [c for c in rows.columns if c.startswith(f"{metric}_")]
+    return rows[keep].reset_index(drop=True)
+
+
+def best_layer(table: pd.DataFrame, *, by: Sequence[str] = ("feature",), metric: str = "f1_val") -> pd.DataFrame:
+    """For each group of ``by``, the row (layer, neuron) with the best validation score: choose on val, report test."""
+    ordered = table.sort_values([*by, metric, "layer"], ascending=[True] * len(by) + [False, True], kind="stable")
+    return ordered.groupby(list(by), sort=True).head(1).reset_index(drop=True)
+
+
+def _snippet(text: str, start: int, end: int, width: int) -> str:
+    left = text[max(0, start - width) : start]
+    right = text[end : end + width]
+    inner = text[start:end]
+    return " ".join(
+        f"{'…' if start > width else ''}{left}⟦{inner}⟧{right}{'…' if end + width < len(text) else ''}".split()
+    )
+
+
+def top_examples(
+    acts: CachedActivations,
+    layer: int,
+    neuron: int,
+    tokenizer: Any,
+    *,
+    n: int = 5,
+    width: int = 40,
+    lowest: bool = False,
+) -> pd.DataFrame:
+    """The examples on which one neuron's (pooled) activation is highest, as text with the example marked ⟦so⟧.
+
+    For document-level data the mark covers the pooled window (shown truncated to ``width`` characters on each
+    side of its start); for spans and tokens it covers the span or token with ``width`` characters of context.
+    """
+    x = np.asarray(acts.layer(layer)[:, neuron], dtype=np.float32)
+    order = np.argsort(x if lowest else -x, kind="stable")[:n]
+    ds = dataset_of(acts)
+    ex = acts.examples.iloc[order]
+    max_length = int(acts.meta["spec"]["max_length"])
+    docs = sorted(set(ex["doc"].tolist()))
+    _, offsets = tokenize_documents(tokenizer, [ds.documents[d].text for d in docs], max_length)
+    offsets_of = dict(zip(docs, offsets, strict=True))
+    rows = []
+    for i, (_, r) in zip(order, ex.iterrows(), strict=True):
+        text, offs = ds.documents[r["doc"]].text, offsets_of[r["doc"]]
+        start, end = int(offs[r["tok_start"], 0]), int(offs[r["tok_end"] - 1, 1])
+        if ds.level == "document":
+            end = min(end, start + width)
+        labels = ", ".join(
+            f if v in (1, True) else f"{f}={v}" for f in acts.features if pd.notna(v := r[f]) and v not in (0, False)
+        )
+        rows.append({"activation": float(x[i]), "text": _snippet(text, start, end, width), "labels": labels})
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------------------------- ablation
+def _mean_losses(model: LoadedModel, texts: Sequence[str], max_length: int, hooks: list, batch_size: int) -> np.ndarray:
+    """Mean next-token loss per text (padding excluded), with the given forward hooks active."""
+    tok = model.tokenizer
+    out = []
+    for i in range(0, len(texts), batch_size):
+        enc = tok(
+            list(texts[i : i + batch_size]), return_tensors="pt", padding=True, truncation=True, max_length=max_length
+        )
+        ids, mask = enc["input_ids"], enc["attention_mask"]
+        with torch.inference_mode():
+            logits = model.bridge.run_with_hooks(ids, attention_mask=mask, return_type="logits", fwd_hooks=hooks)
+        logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+        nll = -logp.gather(-1, ids[:, 1:, None])[..., 0]
+        m = mask[:, 1:].float()
+        out.append(((nll * m).sum(1) / m.sum(1).clamp(min=1)).numpy())
+    return np.concatenate(out)
+
+
+def ablation_effect(
+    model: LoadedModel,
+    layer: int,
+    neurons: Sequence[int],
+    texts: dict[str, Sequence[str]],
+    *,
+    max_length: int = 128,
+    batch_size: int = 8,
+) -> pd.DataFrame:
+    """Loss increase per text when one neuron is set to zero, for each neuron and each group of texts.
+
+    Returns one row per (neuron, group, text): ``loss`` (clean), ``ablated`` and ``delta = ablated - loss``.
+    Compare the group the neuron is said to encode with the others, and with random neurons of the same layer.
+    """
+    if model.tokenizer.pad_token is None:
+        model.tokenizer.pad_token = model.tokenizer.eos_token
+    name = f"blocks.{layer}.mlp.hook_post"
+    rows = []
+    for group, group_texts in texts.items():
+        clean = _mean_losses(model, group_texts, max_length, [], batch_size)
+        for neuron in neurons:
+
+            def zero(acts: torch.Tensor, hook: Any, neuron: int = int(neuron)) -> torch.Tensor:
+                acts[..., neuron] = 0.0
+                return acts
+
+            ablated = _mean_losses(model, group_texts, max_length, [(name, zero)], batch_size)
+            for j in range(len(group_texts)):
+                rows.append({"neuron": int(neuron), "group": group, "text": j, "loss": clean[j], "ablated": ablated[j]})
+    df = pd.DataFrame(rows)
+    df["delta"] = df["ablated"] - df["loss"]
+    return df
+
+
+# ---------------------------------------------------------------------------------------------- weights
+def mlp_input_stats(model: LoadedModel) -> pd.DataFrame:
+    """Per neuron: layer, index, input-weight norm ``||W_in[:, j]||`` and input bias ``b_in[j]``.
+
+    The paper reads superposition off these (early layers: large norms with very negative biases, i.e. neurons
+    that fire rarely). Models whose MLPs have no input bias (gated Llama-style MLPs) get NaN biases.
+    """
+    bridge = model.bridge
+    w_in = bridge.W_in.detach().float()  # (L, d_model, d_mlp)
+    try:
+        b_in = bridge.b_in.detach().float()
+    except (AttributeError, RuntimeError, KeyError):
+        b_in = torch.full(w_in.shape[::2], float("nan"))
+    norm = w_in.norm(dim=1)
+    n_layers, d_mlp = norm.shape
+    return pd.DataFrame(
+        {
+            "layer": np.repeat(np.arange(n_layers), d_mlp),
+            "neuron": np.tile(np.arange(d_mlp), n_layers),
+            "w_in_norm": norm.numpy().ravel(),
+            "b_in": b_in.numpy().ravel(),
+        }
+    )
