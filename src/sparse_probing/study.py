@@ -3,11 +3,12 @@
 A chapter caches activations (:mod:`sparse_probing.activations`), turns the cached examples into binary tasks with
 :func:`binary_tasks`, probes them with :func:`probe_cache` (a grouped train/validation/test split and
 :func:`~sparse_probing.probes.run_sweep`) and reads the result with :func:`best_single_neurons`,
-:func:`top_examples`, :func:`ablation_effect` and :func:`mlp_input_stats`.
+:func:`top_examples`, :func:`ablation_effect` (with :func:`ablation_specificity`) and :func:`mlp_input_stats`.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -157,6 +158,55 @@ def best_layer(table: pd.DataFrame, *, by: Sequence[str] = ("feature",), metric:
     return ordered.groupby(list(by), sort=True).head(1).reset_index(drop=True)
 
 
+def pruning_curve(
+    acts: CachedActivations,
+    layer: int,
+    y: Any,
+    split: Split,
+    *,
+    k: int = 5,
+    n_steps: int = 10,
+    method: str = "optimal",
+    n_boot: int = 0,
+    random_state: int = 0,
+    **params: Any,
+) -> pd.DataFrame:
+    """Iterative pruning of one task on one cached layer, with a held-out test score at every step.
+
+    :func:`~sparse_probing.probes.iterative_pruning` fits the k-sparse probes on the training rows and picks the
+    neuron to remove on the validation rows (its ``f1`` is returned as ``f1_val``). Every step's support is then
+    re-fitted on the training rows (class-balanced L2 logistic regression, the classifier of the sparse probes) and
+    scored on the test rows: ``f1_test``, and with ``n_boot > 0`` a bootstrap interval over documents
+    (``f1_test_low``, ``f1_test_high``). Rows where ``y`` is NaN take no part. ``params`` go to the method.
+    """
+    from .metrics import binary_metrics, bootstrap_ci
+    from .probes import iterative_pruning
+    from .probes._base import fit_logistic
+
+    y_N = np.asarray(y, dtype=np.float64)
+    parts = {"train": split.train, "val": split.val, "test": split.test}
+    rows = {name: idx[~np.isnan(y_N[idx])] for name, idx in parts.items()}
+    X = acts.layer(layer)
+    Xs = {name: np.asarray(X[idx], dtype=np.float32) for name, idx in rows.items()}
+    ys = {name: y_N[idx].astype(np.int64) for name, idx in rows.items()}
+    curve = iterative_pruning(
+        Xs["train"], ys["train"], Xs["val"], ys["val"], k=k, n_steps=n_steps, method=method,
+        random_state=random_state, **params,
+    ).rename(columns={"f1": "f1_val"})  # fmt: skip
+    groups = acts.examples["doc"].to_numpy()[rows["test"]]
+    scores: list[dict[str, float]] = []
+    for support in curve["support"]:
+        cols = list(support)
+        coef, intercept, _, _ = fit_logistic(Xs["train"][:, cols], ys["train"])
+        pred = (Xs["test"][:, cols] @ coef + intercept > 0).astype(np.int64)
+        row = {"f1_test": binary_metrics(ys["test"], pred)["f1"] if pred.size else float("nan")}
+        if n_boot > 0 and pred.size:
+            ci = bootstrap_ci(ys["test"], pred, groups=groups, n_boot=n_boot, random_state=0)
+            row.update(f1_test_low=float(ci["low"].iloc[0]), f1_test_high=float(ci["high"].iloc[0]))
+        scores.append(row)
+    return pd.concat([curve, pd.DataFrame(scores)], axis=1).assign(layer=layer)
+
+
 def _snippet(text: str, start: int, end: int, width: int) -> str:
     left = text[max(0, start - width) : start]
     right = text[end : end + width]
@@ -175,15 +225,17 @@ def top_examples(
     n: int = 5,
     width: int = 40,
     lowest: bool = False,
+    dataset: ProbingDataset | None = None,
 ) -> pd.DataFrame:
     """The examples on which one neuron's (pooled) activation is highest, as text with the example marked ⟦so⟧.
 
     For document-level data the mark covers the pooled window (shown truncated to ``width`` characters on each
     side of its start); for spans and tokens it covers the span or token with ``width`` characters of context.
+    ``dataset`` is the cached dataset when it is not a shipped family (default: loaded from the cache's spec).
     """
     x = np.asarray(acts.layer(layer)[:, neuron], dtype=np.float32)
     order = np.argsort(x if lowest else -x, kind="stable")[:n]
-    ds = dataset_of(acts)
+    ds = dataset_of(acts) if dataset is None else dataset
     ex = acts.examples.iloc[order]
     max_length = int(acts.meta["spec"]["max_length"])
     docs = sorted(set(ex["doc"].tolist()))
@@ -255,6 +307,64 @@ def ablation_effect(
     return df
 
 
+def ablation_specificity(
+    effects: pd.DataFrame,
+    neuron: int,
+    *,
+    target: str = "target",
+    n_boot: int = 1000,
+    confidence: float = 0.95,
+    random_state: int = 0,
+) -> dict[str, float]:
+    """Is zeroing ``neuron`` specific to the ``target`` texts? A summary of an :func:`ablation_effect` table.
+
+    The table's other neurons are the baseline (their deltas are averaged per text). Mean loss increases, each with
+    a percentile-bootstrap interval over texts (keys ``<name>``, ``<name>_low``, ``<name>_high``): ``target`` and
+    ``other`` (the neuron on the target texts / on the texts of every other group), ``random_target`` and
+    ``random_other`` (the baseline neurons), ``target_minus_other`` (texts resampled within each group) and
+    ``target_minus_random`` (paired on the target texts). ``frac_above_random`` is the share of target texts on
+    which the neuron's delta exceeds the baseline's; ``specific`` is 1.0 when both contrasts have a lower bound
+    above zero, else 0.0.
+    """
+    by_text = effects.pivot_table(index=["group", "text"], columns="neuron", values="delta", aggfunc="mean")
+    if neuron not in by_text.columns:
+        raise KeyError(f"neuron {neuron} is not in this ablation table (neurons {list(by_text.columns)})")
+    is_target = by_text.index.get_level_values("group") == target
+    if not is_target.any():
+        raise KeyError(f"no texts of group {target!r} in this ablation table")
+    own = by_text[neuron].to_numpy(dtype=float)
+    others = [c for c in by_text.columns if c != neuron]
+    base = by_text[others].mean(axis=1).to_numpy(dtype=float) if others else np.full(len(own), np.nan)
+    rng = np.random.default_rng(random_state)
+    q = [(1 - confidence) / 2, (1 + confidence) / 2]
+
+    def resampled_means(x: np.ndarray) -> np.ndarray:
+        x = x[np.isfinite(x)]
+        if x.size == 0:
+            return np.full(n_boot, np.nan)
+        return x[rng.integers(0, x.size, size=(n_boot, x.size))].mean(axis=1)
+
+    parts = {
+        "target": (own[is_target], None),
+        "other": (own[~is_target], None),
+        "random_target": (base[is_target], None),
+        "random_other": (base[~is_target], None),
+        "target_minus_other": (own[is_target], own[~is_target]),
+        "target_minus_random": (own[is_target] - base[is_target], None),
+    }
+    out: dict[str, float] = {}
+    for name, (a, b) in parts.items():
+        point = np.nanmean(a) - (np.nanmean(b) if b is not None else 0.0) if np.isfinite(a).any() else np.nan
+        boot = resampled_means(a) - (resampled_means(b) if b is not None else 0.0)
+        finite = np.isfinite(boot)
+        low, high = np.quantile(boot[finite], q) if finite.any() else (np.nan, np.nan)
+        out.update({name: float(point), f"{name}_low": float(low), f"{name}_high": float(high)})
+    paired = own[is_target] - base[is_target]
+    out["frac_above_random"] = float(np.mean(paired > 0)) if np.isfinite(paired).all() and others else np.nan
+    out["specific"] = float(out["target_minus_other_low"] > 0 and out["target_minus_random_low"] > 0)
+    return out
+
+
 # ---------------------------------------------------------------------------------------------- weights
 def mlp_input_stats(model: LoadedModel) -> pd.DataFrame:
     """Per neuron: layer, index, input-weight norm ``||W_in[:, j]||`` and input bias ``b_in[j]``.
@@ -278,3 +388,24 @@ def mlp_input_stats(model: LoadedModel) -> pd.DataFrame:
             "b_in": b_in.numpy().ravel(),
         }
     )
+
+
+def non_embedding_params(model: LoadedModel) -> int:
+    """Parameters outside the token embedding and unembedding: the size measure of scaling studies.
+
+    Counts each tensor once; where the bridge exposes a fused QKV projection next to its split Q, K, V copies,
+    only the fused one is counted.
+    """
+    named = list(model.bridge.named_parameters())
+    fused = any(".qkv." in name for name, _ in named)
+    seen: set[int] = set()
+    total = 0
+    for name, p in named:
+        ptr = p.untyped_storage().data_ptr()
+        if ptr in seen or re.search(r"(embed|lm_head|unembed)", name):
+            continue
+        if fused and re.search(r"\.attention\.[qkv]\.", name):
+            continue
+        seen.add(ptr)
+        total += p.numel()
+    return total
