@@ -92,18 +92,11 @@ def synthetic_problems(n: int, d: int) -> list[Problem]:
     return problems
 
 
-def real_problems(variant: str, layer: int, max_features: int | None) -> list[Problem]:
-    from sparse_probing.activations import ActivationSpec, load_or_compute
+def real_problems(variant: str, layer: int, max_features: int | None, n_documents: int | None) -> list[Problem]:
+    from sparse_probing.study import cache_for
 
-    spec = ActivationSpec(
-        model="smollm2-135m",
-        dataset="natural_language",
-        variant=variant,
-        layers=(layer,),
-        reduce="mean",
-        max_length=128,
-    )
-    acts = load_or_compute(spec)
+    # the chapters' cache entry (every layer, the first n_documents documents), so nothing is computed twice
+    acts = cache_for("smollm2-135m", "natural_language", variant, n_documents=n_documents, max_length=128)
     X = np.asarray(acts.layer(layer), dtype=np.float32)
     ex = acts.examples
     groups = ex["group"].to_numpy() if "group" in ex.columns else ex["doc"].to_numpy()
@@ -426,6 +419,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--real", action="store_true", help="add SmolLM2 activations (natural_language, one layer)")
     ap.add_argument("--variant", default="default", help="dataset variant for --real (smoke or default)")
     ap.add_argument("--layer", type=int, default=15, help="layer for --real")
+    ap.add_argument("--n-documents", type=int, default=540, help="first documents for --real (as the chapters)")
     ap.add_argument("--max-features", type=int, default=None, help="use only the first languages for --real")
     ap.add_argument("--time-limit", type=float, default=60.0, help="OSP time limit per k (seconds)")
     ap.add_argument("--hard", action="store_true", help="also run OSP with feature_scale=1 (a much harder regime)")
@@ -450,8 +444,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.real:
         sources.append(
             (
-                f"SmolLM2-135M layer {args.layer}, natural_language {args.variant}",
-                real_problems(args.variant, args.layer, args.max_features),
+                f"SmolLM2-135M layer {args.layer}, natural_language {args.variant}[:{args.n_documents}]",
+                real_problems(args.variant, args.layer, args.max_features, args.n_documents),
             )
         )
     if not sources:

@@ -23,6 +23,17 @@ from .models import LoadedModel
 from .probes import ProbeSpec, run_sweep
 from .splits import Split, grouped_split
 
+PAPER_MEAN_BEST_SINGLE_NEURON_F1: dict[str, float] = {
+    "70M": 0.788,
+    "160M": 0.806,
+    "410M": 0.820,
+    "1B": 0.838,
+    "1.4B": 0.834,
+    "2.8B": 0.845,
+    "6.9B": 0.848,
+}
+"""Gurnee et al. (2023): mean F1 of the best single neuron over the 100 top features, per Pythia model size."""
+
 
 def cache_for(
     model: str | LoadedModel,
