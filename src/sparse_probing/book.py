@@ -206,11 +206,13 @@ def write_provenance(
     ]
     for rec in load_results(results_dir if results_dir is not None else RESULTS_DIR):
         spec, versions = rec.get("spec") or {}, rec.get("versions") or {}
-        datasets = spec.get("datasets") or spec.get("dataset") or ""
+        datasets = spec.get("datasets") or spec.get("dataset") or spec.get("families") or ""
+        models = spec.get("model") or ", ".join(spec.get("models") or [])
+        runtime = rec.get("runtime_s")
         lines.append(
-            f"| {rec['name']} | {spec.get('model', '')} | {datasets} | {versions.get('torch')} "
+            f"| {rec['name']} | {models} | {datasets} | {versions.get('torch')} "
             f"| {versions.get('transformer-lens')} | {versions.get('scikit-learn')} | `{str(rec.get('commit'))[:12]}` "
-            f"| {rec.get('runtime_s') or ''} |"
+            f"| {'' if runtime is None else f'{runtime:.0f}'} |"
         )
     out.write_text("\n".join(lines) + "\n")
     return out
