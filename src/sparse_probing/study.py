@@ -19,8 +19,10 @@ import torch
 from .activations import ActivationSpec, CachedActivations, load_or_compute
 from .datasets import ProbingDataset, load_dataset
 from .datasets.base import tokenize_documents
+from .metrics import binary_metrics, bootstrap_ci
 from .models import LoadedModel
-from .probes import ProbeSpec, run_sweep
+from .probes import ProbeSpec, iterative_pruning, run_sweep
+from .probes._base import fit_logistic
 from .splits import Split, grouped_split
 
 PAPER_MEAN_BEST_SINGLE_NEURON_F1: dict[str, float] = {
@@ -190,10 +192,6 @@ def pruning_curve(
     scored on the test rows: ``f1_test``, and with ``n_boot > 0`` a bootstrap interval over documents
     (``f1_test_low``, ``f1_test_high``). Rows where ``y`` is NaN take no part. ``params`` go to the method.
     """
-    from .metrics import binary_metrics, bootstrap_ci
-    from .probes import iterative_pruning
-    from .probes._base import fit_logistic
-
     y_N = np.asarray(y, dtype=np.float64)
     parts = {"train": split.train, "val": split.val, "test": split.test}
     rows = {name: idx[~np.isnan(y_N[idx])] for name, idx in parts.items()}
