@@ -171,6 +171,12 @@ def staged_book(target: str | Path, executed: Iterable[Path]) -> Path:
     return target
 
 
+def _short_commit(commit: str | None) -> str:
+    """The first 12 hex digits of a commit, keeping the ``-dirty`` mark of a run from an uncommitted work tree."""
+    commit = str(commit)
+    return commit[:12] + ("-dirty" if commit.endswith("-dirty") else "")
+
+
 def write_provenance(
     executed_dir: str | Path | None = None, results_dir: str | Path | None = None, out: str | Path | None = None
 ) -> Path:
@@ -194,7 +200,7 @@ def write_provenance(
         fresh = (CHAPTERS_DIR / path.name).exists() and meta.get("source_sha256") == source_digest(path.stem)
         params = ", ".join(f"`{k}={v}`" for k, v in meta.get("parameters", {}).items())
         lines.append(
-            f"| {path.stem} | {meta.get('variant', '?')} | {params} | `{str(meta.get('commit'))[:12]}` "
+            f"| {path.stem} | {meta.get('variant', '?')} | {params} | `{_short_commit(meta.get('commit'))}` "
             f"| {meta.get('seconds', '?')} | {meta.get('executed', '?')} | {'yes' if fresh else '**no**'} |"
         )
     lines += [
@@ -211,7 +217,7 @@ def write_provenance(
         runtime = rec.get("runtime_s")
         lines.append(
             f"| {rec['name']} | {models} | {datasets} | {versions.get('torch')} "
-            f"| {versions.get('transformer-lens')} | {versions.get('scikit-learn')} | `{str(rec.get('commit'))[:12]}` "
+            f"| {versions.get('transformer-lens')} | {versions.get('scikit-learn')} | `{_short_commit(rec.get('commit'))}` "
             f"| {'' if runtime is None else f'{runtime:.0f}'} |"
         )
     out.write_text("\n".join(lines) + "\n")

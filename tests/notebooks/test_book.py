@@ -106,3 +106,10 @@ def test_committed_executed_notebooks_are_up_to_date():
     for path in executed.glob("*.ipynb"):
         assert json.loads(path.read_text())["metadata"]["sparse_probing"]["variant"] == "default", path
     assert PARAMS_DIR.exists()
+
+
+def test_provenance_commit_keeps_the_dirty_mark():
+    from sparse_probing.book import _short_commit
+
+    assert _short_commit("0123456789abcdef" * 2 + "-dirty") == "0123456789ab-dirty"
+    assert _short_commit("0123456789abcdef" * 2) == "0123456789ab"

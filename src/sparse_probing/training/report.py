@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -19,7 +19,10 @@ from .corpus import DOMAINS, corpus_dir
 from .family import MINI_FAMILY, MiniModelSpec
 from .trainer import LOG_FILE, SUMMARY_FILE
 
-__all__ = ["load_logs", "load_summaries", "make_report", "plot_training", "scaling_check"]
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["load_logs", "load_summaries", "make_report", "plot_training", "scaling_check", "training_figure"]
 
 REPORT_FILE = "REPORT.md"
 FIGURE_FILE = "training_report.png"
@@ -106,12 +109,9 @@ def scaling_check(summaries: pd.DataFrame) -> dict[str, list[str]]:
     return out
 
 
-def plot_training(summaries: pd.DataFrame, logs: pd.DataFrame, path: str | Path, smooth: int = 50) -> Path:
+def training_figure(summaries: pd.DataFrame, logs: pd.DataFrame, smooth: int = 50) -> Figure:
     """Three panels: training loss (rolling mean over ``smooth`` steps), held-out loss curves (mean over domains)
     against tokens, and the final held-out loss per domain against non-embedding parameters."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import seaborn as sns
 
@@ -145,6 +145,14 @@ def plot_training(summaries: pd.DataFrame, logs: pd.DataFrame, path: str | Path,
     axes[2].set(title="final held-out loss by size", xlabel="non-embedding parameters", ylabel="nats / token")
     sns.move_legend(axes[2], "upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
     fig.tight_layout()
+    return fig
+
+
+def plot_training(summaries: pd.DataFrame, logs: pd.DataFrame, path: str | Path, smooth: int = 50) -> Path:
+    """Write :func:`training_figure` to ``path`` (PNG) and close it."""
+    import matplotlib.pyplot as plt
+
+    fig = training_figure(summaries, logs, smooth)
     path = Path(path)
     fig.savefig(path, dpi=130)
     plt.close(fig)
