@@ -31,11 +31,12 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from sparse_probing.datasets import load_dataset
 from sparse_probing.datasets.base import ProbingDataset, align
 from sparse_probing.models import REPO_ROOT, LoadedModel, ModelSpec, fingerprint, load_model
+
+from ._progress import tqdm
 
 __all__ = ["ActivationSpec", "CachedActivations", "cache_root", "load_or_compute"]
 

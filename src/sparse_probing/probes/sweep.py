@@ -35,8 +35,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
-from tqdm.auto import tqdm
 
+from .._progress import tqdm
 from ..metrics import METRICS, binary_metrics, bootstrap_ci
 from ..splits import Split
 from ._base import K_GRID, OSP_K_GRID, ProbeInputError, SparseFit

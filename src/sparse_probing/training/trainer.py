@@ -33,8 +33,8 @@ from typing import Any, Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
+from .._progress import tqdm
 from .corpus import CORPUS_FILE, DOMAINS, CorpusDocument, corpus_dir, file_sha256, read_corpus
 from .family import MINI_FAMILY, MiniModelSpec, TrainSpec
 from .tokenizer import EOT, load_tokenizer, tokenizer_dir
