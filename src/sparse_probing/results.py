@@ -33,12 +33,18 @@ TRACKED_PACKAGES = ("sparse_probing", "torch", "transformers", "transformer-lens
                     "highspy", "gurobipy", "pandas")  # fmt: skip
 
 
+# What chapter runs write into the work tree; changes there do not make the code that produced a result dirty.
+RUN_OUTPUTS = ("book/executed", "book/results", "book/provenance.md")
+
+
 def git_commit() -> str | None:
-    """The repository's HEAD commit, with ``-dirty`` when the work tree has uncommitted changes."""
+    """The repository's HEAD commit, with ``-dirty`` when tracked files other than :data:`RUN_OUTPUTS` have
+    uncommitted changes."""
+    excludes = [f":(exclude){path}" for path in RUN_OUTPUTS]
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
-                               capture_output=True, text=True)  # fmt: skip
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", *excludes],
+                               cwd=REPO_ROOT, capture_output=True, text=True)  # fmt: skip
     except (OSError, subprocess.CalledProcessError):
         return None
     return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
