@@ -119,7 +119,7 @@ def run_chapter(
         else:
             os.environ[RESULTS_ENV] = previous
     seconds = time.perf_counter() - start
-    nb = json.loads(tmp.read_text())
+    nb = compact_streams(json.loads(tmp.read_text()))
     nb["metadata"]["sparse_probing"] = {
         "chapter": chapter,
         "variant": variant,
@@ -132,6 +132,33 @@ def run_chapter(
     tmp.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
     tmp.replace(out)  # a failed run never replaces a good executed copy
     return out
+
+
+def compact_streams(nb: dict[str, Any]) -> dict[str, Any]:
+    """Store a notebook's printed output the way a terminal shows it; returns the notebook, changed in place.
+
+    Consecutive ``stdout``/``stderr`` outputs of a cell are merged, and of every line only the text after its
+    last carriage return is kept: a progress bar's hundreds of updates become its final state.
+    """
+    for cell in nb.get("cells", []):
+        merged: list[dict[str, Any]] = []
+        for out in cell.get("outputs", []):
+            if out.get("output_type") != "stream":
+                merged.append(out)
+                continue
+            text = out["text"] if isinstance(out["text"], str) else "".join(out["text"])
+            last = merged[-1] if merged else None
+            if last is not None and last.get("output_type") == "stream" and last["name"] == out["name"]:
+                last["text"] += text
+            else:
+                merged.append({**out, "text": text})
+        for out in merged:
+            if out.get("output_type") == "stream":
+                lines = (line.rstrip("\r").rsplit("\r", 1)[-1] for line in out["text"].split("\n"))
+                out["text"] = "\n".join(lines).splitlines(keepends=True)
+        if "outputs" in cell:
+            cell["outputs"] = merged
+    return nb
 
 
 def stale_chapters(executed_dir: str | Path | None = None) -> list[str]:

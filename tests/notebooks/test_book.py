@@ -15,6 +15,7 @@ from sparse_probing.book import (
     ChapterError,
     build_site,
     chapter_names,
+    compact_streams,
     load_params,
     notebook_parameters,
     run_chapter,
@@ -113,3 +114,23 @@ def test_provenance_commit_keeps_the_dirty_mark():
 
     assert _short_commit("0123456789abcdef" * 2 + "-dirty") == "0123456789ab-dirty"
     assert _short_commit("0123456789abcdef" * 2) == "0123456789ab"
+
+
+def test_compact_streams_keeps_what_a_terminal_shows():
+    bar = [{"output_type": "stream", "name": "stderr", "text": f"\rcaching: {i}/3"} for i in range(4)]
+    nb = {"cells": [
+        {"cell_type": "markdown", "source": "text"},
+        {"cell_type": "code", "outputs": [
+            {"output_type": "stream", "name": "stdout", "text": ["a\n", "b\r\n"]},
+            *bar,
+            {"output_type": "stream", "name": "stderr", "text": "\n"},
+            {"output_type": "display_data", "data": {"text/plain": "fig"}, "metadata": {}},
+            {"output_type": "stream", "name": "stdout", "text": "c\n"},
+        ]},
+    ]}  # fmt: skip
+    outputs = compact_streams(nb)["cells"][1]["outputs"]
+    assert [o.get("name") for o in outputs] == ["stdout", "stderr", None, "stdout"]
+    assert outputs[0]["text"] == ["a\n", "b\n"]
+    assert outputs[1]["text"] == ["caching: 3/3\n"]
+    assert outputs[3]["text"] == ["c\n"]
+    assert "outputs" not in nb["cells"][0]
