@@ -239,7 +239,8 @@ def write_provenance(
     ]
     for rec in load_results(results_dir if results_dir is not None else RESULTS_DIR):
         spec, versions = rec.get("spec") or {}, rec.get("versions") or {}
-        datasets = spec.get("datasets") or spec.get("dataset") or spec.get("families") or ""
+        datasets = spec.get("datasets") or {}
+        datasets = "<br>".join(f"`{key}`" for key in datasets.values()) if datasets else "not recorded"
         models = spec.get("model") or ", ".join(spec.get("models") or [])
         runtime = rec.get("runtime_s")
         lines.append(

@@ -109,6 +109,15 @@ def test_committed_executed_notebooks_are_up_to_date():
     assert PARAMS_DIR.exists()
 
 
+def test_committed_results_record_their_dataset_versions():
+    """Provenance needs, for every results file, the versioned key of each dataset it was computed on."""
+    for path in sorted((REPO_ROOT / "book" / "results").glob("*.json")):
+        datasets = json.loads(path.read_text())["spec"].get("datasets")
+        assert isinstance(datasets, dict) and datasets, f"{path.name} records no dataset versions"
+        for family, key in datasets.items():
+            assert re.fullmatch(rf"{family}-default(\[:\d+\])?-v\d+-[0-9a-f]{{12}}", key), (path.name, key)
+
+
 def test_provenance_commit_keeps_the_dirty_mark():
     from sparse_probing.book import _short_commit
 
