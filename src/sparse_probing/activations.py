@@ -117,6 +117,11 @@ class CachedActivations:
     def features(self) -> list[str]:
         return list(self.meta["features"])
 
+    @property
+    def dataset_key(self) -> str:
+        """The versioned key of the dataset slice behind this entry, e.g. ``natural_language-default[:540]-v1-…``."""
+        return self.meta["dataset"]["key"]
+
     def layer(self, layer: int) -> np.ndarray:
         """Activations of one layer, shape (N examples, D neurons), float16, memory-mapped."""
         if layer not in self.meta["layers"]:
@@ -127,7 +132,7 @@ class CachedActivations:
 
     def __repr__(self) -> str:
         return (
-            f"CachedActivations({self.meta['spec']['model']} x {self.meta['dataset']['key']}, "
+            f"CachedActivations({self.meta['spec']['model']} x {self.dataset_key}, "
             f"{len(self.examples)} examples, layers {self.layers}, d={self.meta['d_mlp']})"
         )
 

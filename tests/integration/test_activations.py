@@ -50,6 +50,7 @@ def test_round_trip_and_masked_mean(tiny_model, toy_dataset, tmp_path):
     n = len(toy_dataset.documents)
     assert acts.layer(1).shape == (n, tiny_model.d_mlp) and acts.layer(1).dtype == np.float16
     assert list(acts.examples["parity"][:2]) == ["even", "odd"]
+    assert acts.dataset_key == toy_dataset.key and acts.dataset_key in repr(acts)
     again = load_or_compute(SPEC, dataset=toy_dataset, root=tmp_path)  # no model needed: read from disk
     np.testing.assert_array_equal(np.asarray(again.layer(0)), np.asarray(acts.layer(0)))
 
