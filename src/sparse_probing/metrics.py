@@ -1,7 +1,9 @@
 """Classification metrics for probes, with bootstrap confidence intervals over documents.
 
-The headline metric of Gurnee et al. (2023) is F1 of the positive class; MCC, precision, recall and the area under
-the precision-recall curve (average precision) complete the picture. Examples from one document are not
+The headline metric of Gurnee et al. (2023) is F1 of the positive class; MCC, precision, recall, the area under
+the precision-recall curve (average precision) and the ROC-AUC complete the picture. F1 depends on a threshold and
+takes few distinct values on small validation sets (many layers or k tie at 1.0); the ROC-AUC of a probe's score is
+continuous and threshold-free, which makes it the metric to choose on. Examples from one document are not
 independent (a document contributes many tokens, or translations of a text share content), so confidence intervals
 resample whole groups (documents) with replacement: the percentile bootstrap over groups.
 """
@@ -13,10 +15,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import average_precision_score
+from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.utils import check_random_state
 
-METRICS: tuple[str, ...] = ("f1", "mcc", "precision", "recall", "pr_auc")
+METRICS: tuple[str, ...] = ("f1", "mcc", "precision", "recall", "pr_auc", "roc_auc")
 """Metric names, in the order of the results tables."""
 
 _COUNT_METRICS = ("f1", "mcc", "precision", "recall")
@@ -54,7 +56,8 @@ def _from_counts(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray, tn: np.ndarray)
 
 
 def binary_metrics(y_true: Any, y_pred: Any, y_score: Any | None = None) -> dict[str, float]:
-    """F1, MCC, precision, recall (of the positive class) and PR-AUC (average precision; NaN without scores).
+    """F1, MCC, precision, recall (of the positive class), PR-AUC (average precision) and ROC-AUC (both NaN without
+    scores or without both classes).
 
     ``y_true`` and ``y_pred`` are 0/1 or bool; ``y_score`` is any score that increases with the positive class
     (a probe's decision function).
@@ -68,8 +71,9 @@ def binary_metrics(y_true: Any, y_pred: Any, y_score: Any | None = None) -> dict
     out = {name: float(v) for name, v in _from_counts(tp, fp, fn, tn).items()}
     if s_N is not None and t_N.any() and not t_N.all():
         out["pr_auc"] = float(average_precision_score(t_N, s_N))
+        out["roc_auc"] = float(roc_auc_score(t_N, s_N))
     else:
-        out["pr_auc"] = float("nan")
+        out["pr_auc"] = out["roc_auc"] = float("nan")
     return out
 
 
@@ -88,7 +92,7 @@ def bootstrap_ci(
 
     Parameters
     ----------
-    y_true, y_pred, y_score : the test labels, predictions and (for ``pr_auc``) scores.
+    y_true, y_pred, y_score : the test labels, predictions and (for ``pr_auc`` and ``roc_auc``) scores.
     groups : the document (group) id of every example; None resamples examples individually.
     metrics : any of :data:`METRICS`.
     n_boot, confidence, random_state : resamples, coverage and seed.
@@ -98,8 +102,8 @@ def bootstrap_ci(
     unknown = set(metrics) - set(METRICS)
     if unknown:
         raise ValueError(f"Unknown metrics {sorted(unknown)}; choose from {METRICS}.")
-    if "pr_auc" in metrics and y_score is None:
-        raise ValueError("pr_auc needs y_score (the probe's decision function).")
+    if {"pr_auc", "roc_auc"} & set(metrics) and y_score is None:
+        raise ValueError("pr_auc and roc_auc need y_score (the probe's decision function).")
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must lie in (0, 1), got {confidence}.")
     if n_boot < 1:
@@ -122,13 +126,14 @@ def bootstrap_ci(
     alpha = (1.0 - confidence) / 2.0
     rows = []
     for name in metrics:
-        if name == "pr_auc":
+        if name in ("pr_auc", "roc_auc"):
+            score_fn = average_precision_score if name == "pr_auc" else roc_auc_score
             values = np.full(n_boot, np.nan)
             for b in range(n_boot):
                 w_N = mult_BG[b, gid_N]
                 pos = np.sum(w_N * t_N)
                 if 0 < pos < w_N.sum():
-                    values[b] = average_precision_score(t_N, s_N, sample_weight=w_N)
+                    values[b] = score_fn(t_N, s_N, sample_weight=w_N)
         else:
             values = boot[name]
         low, high = np.nanquantile(values, [alpha, 1.0 - alpha]) if np.isfinite(values).any() else (np.nan, np.nan)

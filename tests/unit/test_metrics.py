@@ -21,11 +21,13 @@ def test_binary_metrics_match_sklearn() -> None:
     assert m["precision"] == pytest.approx(skm.precision_score(y, pred))
     assert m["recall"] == pytest.approx(skm.recall_score(y, pred))
     assert m["pr_auc"] == pytest.approx(skm.average_precision_score(y, score))
+    assert m["roc_auc"] == pytest.approx(skm.roc_auc_score(y, score))
 
 
 def test_degenerate_cases() -> None:
     m = binary_metrics([0, 0, 1], [0, 0, 0])
     assert m["f1"] == 0 and m["precision"] == 0 and m["recall"] == 0 and m["mcc"] == 0 and np.isnan(m["pr_auc"])
+    assert np.isnan(m["roc_auc"])
     assert binary_metrics([True, False], [True, False])["f1"] == 1
     with pytest.raises(ValueError, match="binary 0/1"):
         binary_metrics([0, 2], [0, 1])
@@ -59,7 +61,7 @@ def test_bootstrap_all_metrics_and_seed() -> None:
     assert a["metric"].tolist() == list(METRICS)
     assert a.equals(b)
     assert (a["low"] <= a["high"]).all()
-    with pytest.raises(ValueError, match="pr_auc needs y_score"):
+    with pytest.raises(ValueError, match="need y_score"):
         bootstrap_ci(y, pred, metrics=("pr_auc",))
     with pytest.raises(ValueError, match="Unknown metrics"):
         bootstrap_ci(y, pred, metrics=("auc",))
