@@ -1,0 +1,1 @@
+"""Analyses built on the probes: statistics, baselines, ground truth, weight statistics, verdicts."""
