@@ -9,6 +9,7 @@ from sparse_probing.analysis.verdicts import (
     describe_difference,
     format_ci,
     verdict,
+    verdict_markdown,
     verdict_table,
 )
 
@@ -107,3 +108,13 @@ def test_prose_helpers_say_what_the_numbers_say():
     assert "(negative" in describe_correlation("Spearman", -0.3, -0.5, -0.1)
     assert "CI excludes 0" in describe_correlation("Spearman", -0.3, -0.5, -0.1)
     assert "CI includes 0" in describe_correlation("Spearman", 0.1, -0.2, 0.3)
+
+
+def test_markdown_table_links_chapters_and_never_prints_an_empty_table():
+    claims = [evidence(chapter="03_superposition").to_dict(), evidence(min_test_positives=3).to_dict()]
+    md = verdict_markdown(verdict_table([{"name": "x", "metrics": {"claims": claims}}]))
+    lines = md.strip().splitlines()
+    assert len(lines) == 4 and lines[0].startswith("| claim | paper |")
+    assert "{doc}`executed/03_superposition`" in lines[2] and "**reproduced**" in lines[2]
+    assert "**inconclusive**" in lines[3]
+    assert "no verdict" in verdict_markdown(verdict_table([]))

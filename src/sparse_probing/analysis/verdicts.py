@@ -27,6 +27,7 @@ from typing import Any, Literal
 import pandas as pd
 
 __all__ = [
+    "GLANCE_COLUMNS",
     "MIN_POWER",
     "MIN_TEST_POSITIVES",
     "VERDICTS",
@@ -36,6 +37,7 @@ __all__ = [
     "describe_difference",
     "format_ci",
     "verdict",
+    "verdict_markdown",
     "verdict_table",
 ]
 
@@ -233,3 +235,32 @@ def verdict_table(results: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
         "why",
     ]
     return pd.DataFrame(rows, columns=columns)
+
+
+GLANCE_COLUMNS = ("claim", "paper", "ours (95% CI)", "over surface baseline", "power", "verdict", "why")
+"""The columns of the "results at a glance" table on the book's first page."""
+
+
+def verdict_markdown(table: pd.DataFrame, *, link: bool = True) -> str:
+    """The "results at a glance" table as MyST markdown (chapter names as page links when ``link``).
+
+    With no claims recorded it says so in one sentence instead of printing an empty table.
+    """
+    if table.empty:
+        return (
+            "No chapter has recorded a claim yet: run the chapters (`make book`) to measure them; until then this "
+            "book gives no verdict.\n"
+        )
+    cells = table.assign(
+        claim=[
+            f"{c} ({{doc}}`executed/{ch}`)" if link else f"{c} ({ch})"
+            for c, ch in zip(table["claim"], table["chapter"], strict=True)
+        ],
+        verdict=[f"**{v}**" for v in table["verdict"]],
+    )
+    header = "| " + " | ".join(GLANCE_COLUMNS) + " |"
+    rule = "|" + "---|" * len(GLANCE_COLUMNS)
+    rows = [
+        "| " + " | ".join(str(row[c]).replace("|", "/") for c in GLANCE_COLUMNS) + " |" for _, row in cells.iterrows()
+    ]
+    return "\n".join([header, rule, *rows]) + "\n"
