@@ -9,8 +9,17 @@ On disk an entry is a directory ``data/cache/activations/<key>/`` holding one fp
 (N examples x D neurons, memory-mappable), ``examples.json`` (the labels) and ``meta.json`` (the spec, the
 identities of model and dataset, sizes and checksums). The key is a hash of everything that changes the
 content. Entries are built in ``<key>.partial/`` and renamed into place when complete; a complete entry is never
-overwritten. An interrupted run leaves only the ``.partial`` directory, which the next run resumes. A corrupt or
-truncated entry is detected on load and recomputed with a warning.
+overwritten.
+
+Integrity: ``meta.json`` records the sha256 of every array and of ``examples.json``; every load checks the shape of
+``meta.json``, the array headers and sizes, and the checksums (memoized per file in a process, so a second load of an
+unchanged entry costs only a ``stat``). A malformed, truncated or altered entry is recomputed with a
+:class:`CacheRepairWarning` that names it.
+
+Resume: an interrupted run leaves only the ``.partial`` directory, whose ``progress.json`` lists the documents whose
+rows are on disk, in chunks with a checksum each. The next run, whatever its batch size, keeps every chunk whose rows
+still match their checksum and computes only the remaining documents. Documents are batched by token length (little
+padding); rows are written at their example's index, so the arrays are in the dataset's example order.
 """
 
 from __future__ import annotations
@@ -20,7 +29,9 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
+import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -34,19 +45,30 @@ import torch
 
 from sparse_probing.datasets import load_dataset
 from sparse_probing.datasets.base import ProbingDataset, align
-from sparse_probing.models import REPO_ROOT, LoadedModel, ModelSpec, fingerprint, load_model
+from sparse_probing.models import LoadedModel, ModelSpec, check_layers, fingerprint, load_model
+from sparse_probing.paths import activation_cache_dir, check_name, file_sha256, file_sha256_cached, inside
 
 from ._progress import tqdm
 
-__all__ = ["ActivationSpec", "CachedActivations", "cache_root", "load_or_compute"]
+__all__ = ["ActivationSpec", "CacheRepairWarning", "CachedActivations", "cache_root", "load_or_compute"]
 
 CACHE_FORMAT = 1
 Reduce = Literal["mean", "max", "last"]
 
 
+CHECKPOINT_SECONDS = 1.0
+"""Finished rows are made durable (fsync) and recorded in ``progress.json`` at most this often, and at the end."""
+
+_SITE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+
+
+class CacheRepairWarning(UserWarning):
+    """A cache entry or an interrupted run's progress was damaged; the warning says which and what is recomputed."""
+
+
 def cache_root() -> Path:
     """Where entries live: ``$SPARSE_PROBING_CACHE`` or ``data/cache/activations`` in the repository."""
-    return Path(os.environ.get("SPARSE_PROBING_CACHE", REPO_ROOT / "data" / "cache" / "activations"))
+    return activation_cache_dir()
 
 
 @dataclass(frozen=True)
@@ -77,14 +99,27 @@ class ActivationSpec:
     """Documents per forward pass (speed and memory only; not part of the key)."""
 
     def __post_init__(self) -> None:
+        if not isinstance(self.model, str) or not self.model:
+            raise ValueError(f"model must be a non-empty name or directory, got {self.model!r}")
+        check_name(self.dataset, "dataset")
+        check_name(self.variant, "variant")
+        if not isinstance(self.site, str) or not _SITE.fullmatch(self.site):
+            raise ValueError(f"site must be a hook name inside a block such as 'mlp.hook_post', got {self.site!r}")
         if self.layers is not None:
+            if isinstance(self.layers, str | bytes) or not all(_is_int(x) for x in self.layers):
+                raise ValueError(f"layers must be a tuple of layer indices, got {self.layers!r}")
             object.__setattr__(self, "layers", tuple(int(x) for x in self.layers))
             if not self.layers or min(self.layers) < 0:
                 raise ValueError(f"layers must be non-negative layer indices, got {self.layers}")
         if self.reduce not in (None, "mean", "max", "last"):
             raise ValueError(f"reduce must be 'mean', 'max', 'last' or None, got {self.reduce!r}")
-        if self.max_length < 2 or self.batch_size < 1:
-            raise ValueError("max_length must be >= 2 and batch_size >= 1")
+        for name, low in (("max_length", 2), ("batch_size", 1)):
+            if not _is_int(getattr(self, name)) or getattr(self, name) < low:
+                raise ValueError(f"{name} must be an integer >= {low}, got {getattr(self, name)!r}")
+        if self.n_documents is not None and (not _is_int(self.n_documents) or self.n_documents < 1):
+            raise ValueError(
+                f"n_documents must be a positive number of documents (or None for all), got {self.n_documents!r}"
+            )
 
     @property
     def model_spec(self) -> ModelSpec:
@@ -97,6 +132,10 @@ class ActivationSpec:
         d = asdict(self)
         d.pop("batch_size")
         return d
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int | np.integer) and not isinstance(x, bool)
 
 
 @dataclass
@@ -159,7 +198,8 @@ def cache_key(spec: ActivationSpec, dataset: ProbingDataset, model_digest: str) 
         "versions": _versions(),
     }
     blob = json.dumps(payload, sort_keys=True).encode()
-    slug = f"{spec.model.replace('/', '_').strip('._')}-{spec.dataset}-{spec.variant}"[:80]
+    slug = re.sub(r"[^A-Za-z0-9_.=+-]+", "_", f"{spec.model}-{spec.dataset}-{spec.variant}")
+    slug = re.sub(r"\.{2,}", "_", slug).strip("._-")[:80]  # one plain path component, whatever the names hold
     return f"{slug}-{hashlib.sha256(blob).hexdigest()[:16]}"
 
 
@@ -190,9 +230,9 @@ def pool(
 
 
 # ---------------------------------------------------------------------------------------------- writing
-def _batches(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
-    """Document indices grouped into batches of similar length (less padding), in a deterministic order."""
-    order = np.argsort(-lengths, kind="stable")
+def _batches(lengths: np.ndarray, docs: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    """``docs`` grouped into batches of similar token length (longest first, little padding), deterministically."""
+    order = docs[np.argsort(-lengths[docs], kind="stable")]
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
@@ -207,19 +247,18 @@ def _lock(path: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def _read_header(path: Path) -> tuple[tuple[int, ...], bool, np.dtype, int]:
+    """(shape, fortran_order, dtype, header size in bytes) of a ``.npy`` file; ValueError if the header is broken."""
+    with open(path, "rb") as fh:
+        major, _ = np.lib.format.read_magic(fh)
+        if major != 1:
+            raise ValueError(f"unexpected .npy format version {major}")
+        shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+        return shape, fortran, dtype, fh.tell()
+
+
 def _header_size(path: Path) -> int:
-    with open(path, "rb") as fh:
-        np.lib.format.read_magic(fh)
-        np.lib.format.read_array_header_1_0(fh)
-        return fh.tell()
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 22):
-            h.update(block)
-    return h.hexdigest()
+    return _read_header(path)[3]
 
 
 def _pad(ids: list[np.ndarray], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -274,17 +313,102 @@ def _forward_pooled(
     return pooled
 
 
-def _start_or_resume(partial: Path, key: str, spec: ActivationSpec, hooks: list[str], n: int, d: int) -> dict:
-    """The progress record of a ``.partial`` directory, resumed if it belongs to this key, else started afresh."""
+def _rows_digest(files: dict[str, Any], offsets: dict[str, int], rows: np.ndarray, d: int) -> str:
+    """sha256 of the stored rows ``rows`` (sorted) of every hook's array, read back from the open files."""
+    h = hashlib.sha256()
+    for hook, fh in files.items():
+        for r in np.sort(rows):
+            fh.seek(offsets[hook] + int(r) * d * 2)
+            h.update(fh.read(d * 2))
+    return h.hexdigest()
+
+
+def _fresh_partial(partial: Path, key: str, hooks: list[str], n: int, d: int) -> dict:
+    if partial.exists() or partial.is_symlink():
+        _discard(partial)
+    partial.mkdir(parents=True)
+    for hook in hooks:
+        np.lib.format.open_memmap(partial / _array_name(hook), mode="w+", dtype=np.float16, shape=(n, d)).flush()
+    progress = {"format": 2, "key": key, "chunks": []}
+    _write_json(partial / "progress.json", progress)
+    return progress
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj))
+    tmp.replace(path)
+
+
+def _resume(partial: Path, key: str, hooks: list[str], n: int, d: int, batches_of: Any, rows_by_doc: dict) -> dict:
+    """The progress record of a ``.partial`` directory: resumed if it belongs to this key, else started afresh.
+
+    Kept: every recorded chunk of documents whose rows still match the chunk's checksum. Anything else is dropped
+    with a :class:`CacheRepairWarning` that says how many documents will be computed again.
+    """
     progress_path = partial / "progress.json"
-    progress = json.loads(progress_path.read_text()) if progress_path.exists() else None
-    if progress is None or progress.get("key") != key or progress.get("batch_size") != spec.batch_size:
-        shutil.rmtree(partial, ignore_errors=True)
-        partial.mkdir(parents=True)
+    if not partial.exists():
+        return _fresh_partial(partial, key, hooks, n, d)
+    try:
+        progress = json.loads(progress_path.read_text())
+    except (OSError, ValueError):
+        progress = None
+    if not isinstance(progress, dict) or progress.get("key") != key:
+        if progress is not None:
+            warnings.warn(
+                f"unfinished cache run {partial} has a progress record that is unreadable or belongs to another key;"
+                " starting it again", CacheRepairWarning, stacklevel=3,
+            )  # fmt: skip
+        return _fresh_partial(partial, key, hooks, n, d)
+    if progress.get("format") != 2:  # the older record: finished batches of a given batch size
+        try:
+            batches = batches_of(int(progress["batch_size"]))
+            chunks = [{"docs": [int(x) for x in batches[int(bi)]], "sha256": None} for bi in progress["done"]]
+        except (KeyError, TypeError, ValueError, IndexError):
+            chunks = []
+        progress = {"format": 2, "key": key, "chunks": chunks}
+    chunks = progress.get("chunks")
+    try:
         for hook in hooks:
-            np.lib.format.open_memmap(partial / _array_name(hook), mode="w+", dtype=np.float16, shape=(n, d)).flush()
-        progress = {"key": key, "batch_size": spec.batch_size, "done": []}
-        progress_path.write_text(json.dumps(progress))
+            shape, fortran, dtype, _ = _read_header(partial / _array_name(hook))
+            if shape != (n, d) or fortran or dtype != np.float16:
+                raise ValueError(f"{hook} has shape {shape}, dtype {dtype}")
+            if (partial / _array_name(hook)).stat().st_size != _header_size(partial / _array_name(hook)) + n * d * 2:
+                raise ValueError(f"{hook} is truncated")
+        if not isinstance(chunks, list):
+            raise ValueError("chunks is not a list")
+    except (OSError, ValueError) as err:
+        warnings.warn(
+            f"unfinished cache run {partial} is damaged ({err}); starting it again", CacheRepairWarning, stacklevel=3
+        )
+        return _fresh_partial(partial, key, hooks, n, d)
+    offsets = {hook: _header_size(partial / _array_name(hook)) for hook in hooks}
+    files = {hook: open(partial / _array_name(hook), "rb") for hook in hooks}
+    kept, lost = [], 0
+    try:
+        for chunk in chunks:
+            try:
+                docs = [int(x) for x in chunk["docs"]]
+                if not all(0 <= x < len(rows_by_doc) for x in docs):
+                    raise ValueError
+                rows = np.concatenate([rows_by_doc[x] for x in docs]) if docs else np.empty(0, dtype=np.int64)
+                ok = chunk.get("sha256") is None or _rows_digest(files, offsets, rows, d) == chunk["sha256"]
+            except (KeyError, TypeError, ValueError, AttributeError):
+                ok, docs = False, []
+            if ok:
+                kept.append({"docs": docs, "sha256": chunk.get("sha256")})
+            else:
+                lost += len(docs) if docs else 1
+    finally:
+        for fh in files.values():
+            fh.close()
+    if lost:
+        warnings.warn(
+            f"unfinished cache run {partial}: {lost} finished document(s) no longer match their checksum (or their "
+            "record is malformed); computing them again", CacheRepairWarning, stacklevel=3,
+        )  # fmt: skip
+    progress = {"format": 2, "key": key, "chunks": kept}
+    _write_json(progress_path, progress)
     return progress
 
 
@@ -293,7 +417,10 @@ def _compute(
 ) -> None:
     layers = sorted(set(spec.layers)) if spec.layers is not None else list(range(model.n_layers))
     if max(layers) >= model.n_layers:
-        raise ValueError(f"layer {max(layers)} requested, but {spec.model} has layers 0..{model.n_layers - 1}")
+        raise ValueError(
+            f"layer {max(layers)} requested, but {spec.model} has layers 0..{model.n_layers - 1}: pick layers in "
+            "that range"
+        )
     reduce: Reduce = spec.reduce or dataset.default_reduce
     hooks = [spec.hook_name(layer) for layer in layers]
     alignment = align(dataset, model.tokenizer, spec.max_length)
@@ -302,39 +429,58 @@ def _compute(
         raise ValueError(f"no example of {dataset.key} survives tokenization at max_length={spec.max_length}")
     n, d = len(ex), model.d_mlp
     lengths = np.array([len(ids) for ids in alignment.input_ids])
-    batches = _batches(lengths, spec.batch_size)
-    progress = _start_or_resume(partial, key, spec, hooks, n, d)
-    progress_path = partial / "progress.json"
-    done = set(progress["done"])
-    offsets = {hook: _header_size(partial / _array_name(hook)) for hook in hooks}
-    rows_by_doc = ex.groupby("doc").indices
+    n_docs = len(lengths)
     ex_doc, ex_start, ex_end = (ex[c].to_numpy() for c in ("doc", "tok_start", "tok_end"))
+    by_doc = ex.groupby("doc").indices
+    rows_by_doc = {i: np.asarray(by_doc.get(i, np.empty(0, dtype=np.int64)), dtype=np.int64) for i in range(n_docs)}
+    with_rows = np.array([i for i in range(n_docs) if rows_by_doc[i].size], dtype=np.int64)
+
+    def batches_of(batch_size: int) -> list[np.ndarray]:
+        return _batches(lengths, with_rows, batch_size)
+
+    progress = _resume(partial, key, hooks, n, d, batches_of, rows_by_doc)
+    progress_path = partial / "progress.json"
+    done = {x for chunk in progress["chunks"] for x in chunk["docs"]}
+    todo = np.array([x for x in with_rows if int(x) not in done], dtype=np.int64)
+    offsets = {hook: _header_size(partial / _array_name(hook)) for hook in hooks}
     pad_id = model.tokenizer.pad_token_id if model.tokenizer.pad_token_id is not None else 0
     files = {hook: open(partial / _array_name(hook), "r+b") for hook in hooks}
-    try:
-        bar = tqdm(total=len(batches), initial=len(done), desc=f"caching {spec.model} x {spec.dataset}", unit="batch")
-        for bi, docs in enumerate(batches):
-            if bi in done:
-                continue
-            rows = np.concatenate([rows_by_doc.get(int(doc), np.empty(0, dtype=np.int64)) for doc in docs])
-            if rows.size:
-                local = {int(doc): j for j, doc in enumerate(docs)}
-                windows = (np.array([local[int(x)] for x in ex_doc[rows]]), ex_start[rows], ex_end[rows])
-                tokens_BP, mask_BP = _pad([alignment.input_ids[doc] for doc in docs], pad_id)
-                pooled = _forward_pooled(model, tokens_BP, mask_BP, hooks, windows, reduce)
-                for hook, fh in files.items():
-                    for r, row_D in zip(rows, pooled[hook], strict=True):
-                        fh.seek(offsets[hook] + int(r) * d * 2)
-                        fh.write(row_D.tobytes())
+    pending: list[int] = []  # documents written since the last checkpoint
+    last_checkpoint = time.monotonic()
+
+    def checkpoint() -> None:
+        """Make the pending rows durable, then record them (with their checksum) as finished."""
+        nonlocal pending, last_checkpoint
+        if pending:
             for fh in files.values():
                 fh.flush()
                 os.fsync(fh.fileno())
-            done.add(bi)
-            progress["done"] = sorted(done)
-            tmp = progress_path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(progress))
-            tmp.replace(progress_path)  # only batches whose rows are on disk are ever marked done
-            bar.update(1)
+            rows = np.concatenate([rows_by_doc[x] for x in pending])
+            progress["chunks"].append({"docs": sorted(pending), "sha256": _rows_digest(files, offsets, rows, d)})
+            _write_json(progress_path, progress)  # only rows already on disk are ever recorded
+            pending = []
+        last_checkpoint = time.monotonic()
+
+    try:
+        batches = _batches(lengths, todo, spec.batch_size)
+        bar = tqdm(total=len(with_rows), initial=len(with_rows) - len(todo), unit="doc",
+                   desc=f"caching {spec.model} x {spec.dataset}")  # fmt: skip
+        for docs in batches:
+            rows = np.concatenate([rows_by_doc[int(doc)] for doc in docs])
+            local = {int(doc): j for j, doc in enumerate(docs)}
+            windows = (np.array([local[int(x)] for x in ex_doc[rows]]), ex_start[rows], ex_end[rows])
+            tokens_BP, mask_BP = _pad([alignment.input_ids[doc] for doc in docs], pad_id)
+            pooled = _forward_pooled(model, tokens_BP, mask_BP, hooks, windows, reduce)
+            order = np.argsort(rows, kind="stable")
+            for hook, fh in files.items():
+                for r, row_D in zip(rows[order], pooled[hook][order], strict=True):
+                    fh.seek(offsets[hook] + int(r) * d * 2)
+                    fh.write(row_D.tobytes())
+            pending.extend(int(x) for x in docs)
+            if time.monotonic() - last_checkpoint >= CHECKPOINT_SECONDS:
+                checkpoint()
+            bar.update(len(docs))
+        checkpoint()
         bar.close()
     finally:
         for fh in files.values():
@@ -357,44 +503,98 @@ def _compute(
         "tokenizer_digest": _tokenizer_digest(model.tokenizer),
         "dataset": {"key": dataset.key, "sha256": dataset.sha256, "version": dataset.version},
         "versions": _versions(),
-        "sha256": {hook: _file_sha256(partial / _array_name(hook)) for hook in hooks},
+        "sha256": {hook: file_sha256(partial / _array_name(hook)) for hook in hooks},
+        "examples_sha256": file_sha256(partial / "examples.json"),
     }
-    progress_path.unlink()
-    (partial / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
+    tmp = partial / "meta.json.tmp"
+    tmp.write_text(json.dumps(meta, indent=1, sort_keys=True))
+    tmp.replace(partial / "meta.json")  # a complete meta.json marks the directory complete
+    progress_path.unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------------------------------------- reading
-def _check_entry(path: Path, verify: bool) -> str | None:
-    """None when the entry is complete and intact, else what is wrong with it."""
+class _Corrupt(Exception):
+    """A cache entry that cannot be used; the message says why."""
+
+
+_SHA = re.compile(r"[0-9a-f]{64}")
+
+
+def _expect(ok: bool, problem: str) -> None:
+    if not ok:
+        raise _Corrupt(problem)
+
+
+def _jsonish(obj: Any) -> Any:
+    return json.loads(json.dumps(obj))
+
+
+def _read_entry(path: Path, key: str, spec: ActivationSpec, verify: bool) -> CachedActivations:
+    """The entry at ``path``, checked: shape of ``meta.json``, headers, sizes and (``verify``) checksums.
+
+    Raises :class:`_Corrupt` with the reason when anything is wrong.
+    """
+    _expect(path.is_dir(), "it is not a directory")
     meta_path = path / "meta.json"
-    if not meta_path.exists():
-        return "meta.json is missing"
+    _expect(meta_path.is_file(), "meta.json is missing")
     try:
         meta = json.loads(meta_path.read_text())
-    except json.JSONDecodeError:
-        return "meta.json is not valid JSON"
+    except (ValueError, UnicodeDecodeError):
+        raise _Corrupt("meta.json is not valid JSON") from None
+    _expect(isinstance(meta, dict), f"meta.json holds {type(meta).__name__}, not an object")
+    types = {"key": str, "layers": list, "hooks": dict, "n_examples": int, "d_mlp": int, "sha256": dict,
+             "features": list, "dataset": dict, "spec": dict, "model": dict, "reduce": str}  # fmt: skip
+    for name, kind in types.items():
+        _expect(isinstance(meta.get(name), kind), f"meta.json has no valid {name!r}")
+    _expect(meta["key"] == key, f"meta.json belongs to key {meta['key']!r}")
+    spec_fields = {k: v for k, v in meta["spec"].items() if k != "batch_size"}
+    _expect(spec_fields == _jsonish(spec.content_fields()), "meta.json describes another spec")
+    layers = meta["layers"]
+    _expect(layers and all(_is_int(x) and x >= 0 for x in layers), "meta.json has invalid layers")
+    if spec.layers is not None:
+        _expect(layers == sorted(set(spec.layers)), "meta.json lists other layers than the spec")
+    hooks = {str(layer): spec.hook_name(layer) for layer in layers}
+    _expect(meta["hooks"] == hooks, "meta.json names hooks that do not match its layers")
+    _expect(set(meta["sha256"]) == set(hooks.values()), "meta.json does not list one checksum per hook")
+    _expect(all(isinstance(v, str) and _SHA.fullmatch(v) for v in meta["sha256"].values()), "bad checksum")
+    _expect(isinstance(meta["dataset"].get("key"), str), "meta.json has no dataset key")
     n, d = meta["n_examples"], meta["d_mlp"]
-    if not (path / "examples.json").exists():
-        return "examples.json is missing"
+    _expect(_is_int(n) and _is_int(d) and n > 0 and d > 0, f"meta.json has impossible sizes ({n} x {d})")
+
+    examples_path = path / "examples.json"
+    _expect(examples_path.is_file(), "examples.json is missing")
+    digest = meta.get("examples_sha256")
+    if verify and digest is not None:
+        _expect(file_sha256_cached(examples_path) == digest, "examples.json does not match its sha256 in meta.json")
+    try:
+        examples = pd.read_json(examples_path, orient="split", dtype=False)
+    except Exception as err:  # an unreadable file of any shape is a finding, not a crash
+        raise _Corrupt(f"examples.json cannot be read ({type(err).__name__})") from None
+    _expect(isinstance(examples, pd.DataFrame), "examples.json does not hold a table")
+    _expect(len(examples) == n, f"examples.json has {len(examples)} rows, expected {n}")
+    missing = {"doc", "tok_start", "tok_end", "group", *meta["features"]} - set(examples.columns)
+    _expect(not missing, f"examples.json lacks the columns {sorted(map(str, missing))}")
+
     for hook, digest in meta["sha256"].items():
         f = path / _array_name(hook)
-        if not f.exists():
-            return f"{f.name} is missing"
+        _expect(f.is_file(), f"{f.name} is missing")
         try:
-            header = _header_size(f)
-        except (ValueError, OSError) as err:
-            return f"{f.name} has a broken header ({err})"
-        if f.stat().st_size != header + n * d * 2:
-            return f"{f.name} has {f.stat().st_size} bytes, expected {header + n * d * 2} (truncated?)"
-        if verify and _file_sha256(f) != digest:
-            return f"{f.name} does not match its sha256 in meta.json"
-    return None
-
-
-def _open_entry(path: Path) -> CachedActivations:
-    meta = json.loads((path / "meta.json").read_text())
-    examples = pd.read_json(path / "examples.json", orient="split", dtype=False)
+            shape, fortran, dtype, header = _read_header(f)
+        except (ValueError, OSError, SyntaxError) as err:
+            raise _Corrupt(f"{f.name} has a broken header ({err})") from None
+        _expect(shape == (n, d) and not fortran and dtype == np.float16, f"{f.name} header says {shape} {dtype}")
+        size = f.stat().st_size
+        _expect(size == header + n * d * 2, f"{f.name} has {size} bytes, expected {header + n * d * 2} (truncated?)")
+        if verify:
+            _expect(file_sha256_cached(f) == digest, f"{f.name} does not match its sha256 in meta.json")
     return CachedActivations(path=path, meta=meta, examples=examples)
+
+
+def _discard(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def load_or_compute(
@@ -403,14 +603,18 @@ def load_or_compute(
     model: LoadedModel | None = None,
     dataset: ProbingDataset | None = None,
     root: str | Path | None = None,
-    verify: bool = False,
+    verify: bool = True,
 ) -> CachedActivations:
     """Return the cache entry for ``spec``, computing (or resuming) it if needed.
 
     ``model`` and ``dataset`` may be passed to reuse objects already in memory (they must match the spec);
     otherwise the dataset is loaded from ``data/datasets`` and the model is loaded only when something must be
-    computed. ``verify=True`` also checks every array's sha256 (slower).
+    computed. Every load checks the entry (``meta.json``, headers, sizes, and with ``verify`` the sha256 of every
+    file); a damaged entry is recomputed with a :class:`CacheRepairWarning`. Layers are checked against the
+    model's configuration before its weights are loaded.
     """
+    if not isinstance(spec, ActivationSpec):
+        raise TypeError(f"spec must be an ActivationSpec, got {type(spec).__name__}")
     if dataset is None:
         dataset = load_dataset(spec.dataset, spec.variant)
     elif dataset.name != spec.dataset:
@@ -422,17 +626,28 @@ def load_or_compute(
     model_digest = model.weights_digest if model is not None else fingerprint(spec.model_spec)
     key = cache_key(spec, dataset, model_digest)
     root = Path(root) if root is not None else cache_root()
-    final, partial = root / key, root / f"{key}.partial"
+    final, partial = inside(root, key), inside(root, f"{key}.partial")
 
-    with _lock(root / f"{key}.lock"):
-        if final.exists():
-            problem = _check_entry(final, verify)
-            if problem is None:
-                return _open_entry(final)
-            warnings.warn(f"activation cache entry {final} is corrupt ({problem}); recomputing it", stacklevel=2)
-            shutil.rmtree(final)
+    with _lock(inside(root, f"{key}.lock")):
+        if final.exists() or final.is_symlink():
+            try:
+                return _read_entry(final, key, spec, verify)
+            except _Corrupt as err:
+                warnings.warn(f"activation cache entry {final} is corrupt ({err}); recomputing it",
+                              CacheRepairWarning, stacklevel=2)  # fmt: skip
+                _discard(final)
+        if (partial / "meta.json").exists():  # complete, but killed before its rename
+            try:
+                _read_entry(partial, key, spec, verify)
+                partial.rename(final)
+                return _read_entry(final, key, spec, verify=False)
+            except _Corrupt as err:
+                warnings.warn(f"unfinished cache run {partial} has an unusable meta.json ({err}); resuming it",
+                              CacheRepairWarning, stacklevel=2)  # fmt: skip
+                (partial / "meta.json").unlink()
         if model is None:
+            check_layers(spec.model_spec, spec.layers)  # before the weights are loaded
             model = load_model(spec.model_spec)
         _compute(spec, dataset, model, key, partial, model_digest)
         partial.rename(final)
-    return _open_entry(final)
+        return _read_entry(final, key, spec, verify=False)

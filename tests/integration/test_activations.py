@@ -17,7 +17,7 @@ import pytest
 import torch
 from conftest import make_toy_dataset
 
-from sparse_probing.activations import ActivationSpec, cache_key, load_or_compute, pool
+from sparse_probing.activations import ActivationSpec, CacheRepairWarning, cache_key, load_or_compute, pool
 from sparse_probing.datasets.base import align
 
 SPEC = ActivationSpec(model="tiny-neox", dataset="toy", variant="smoke", layers=(0, 1), max_length=48, batch_size=4)
@@ -100,15 +100,17 @@ def test_corrupt_entry_is_detected_and_recomputed(tiny_model, toy_dataset, tmp_p
     np.testing.assert_array_equal(np.asarray(fixed.layer(1)), reference)
 
 
-def test_checksum_verification(tiny_model, toy_dataset, tmp_path):
+def test_checksum_verified_on_every_load(tiny_model, toy_dataset, tmp_path):
     acts = load_or_compute(SPEC, model=tiny_model, dataset=toy_dataset, root=tmp_path)
+    reference = np.array(acts.layer(0))
     f = acts.path / "blocks.0.mlp.hook_post.npy"
+    del acts
     data = bytearray(f.read_bytes())
     data[-1] ^= 0xFF  # same size, different content: only the sha256 catches it
     f.write_bytes(bytes(data))
-    assert load_or_compute(SPEC, dataset=toy_dataset, root=tmp_path).path == acts.path  # cheap check passes
-    with pytest.warns(UserWarning, match="sha256"):
-        load_or_compute(SPEC, model=tiny_model, dataset=toy_dataset, root=tmp_path, verify=True)
+    with pytest.warns(CacheRepairWarning, match=r"tiny-neox-toy-smoke-.*sha256"):
+        fixed = load_or_compute(SPEC, model=tiny_model, dataset=toy_dataset, root=tmp_path)
+    np.testing.assert_array_equal(np.asarray(fixed.layer(0)), reference)
 
 
 def test_bad_inputs(tiny_model, toy_dataset, tmp_path):
@@ -129,7 +131,9 @@ _CHILD = textwrap.dedent(
     os.environ["HF_HUB_OFFLINE"] = "1"
     sys.path.insert(0, {tests!r})
     from conftest import make_toy_dataset
+    from sparse_probing import activations
     from sparse_probing.activations import ActivationSpec, load_or_compute
+    activations.CHECKPOINT_SECONDS = 0.0  # record every batch, so the kill lands between checkpoints
     spec = ActivationSpec(model="tiny-neox", dataset="big", variant="smoke", layers=(0, 1), max_length=48,
                           batch_size=1)
     load_or_compute(spec, dataset=make_toy_dataset(n_docs=400, name="big"), root={root!r})
@@ -153,7 +157,7 @@ def test_kill_midway_then_rerun_matches_uninterrupted_run(tiny_model, tmp_path):
                     progress = json.loads(found[0].read_text())
                 except (json.JSONDecodeError, FileNotFoundError):
                     progress = None
-                if progress and len(progress["done"]) >= 20:
+                if progress and sum(len(c["docs"]) for c in progress["chunks"]) >= 20:
                     break
             time.sleep(0.05)
         assert proc.poll() is None, "the caching subprocess finished before it could be killed"
