@@ -1,17 +1,31 @@
 """Probing datasets: a registry of feature families, loaders and summaries.
 
 Each family module builds a tokenizer-agnostic :class:`~sparse_probing.datasets.base.ProbingDataset` from offline
-text sources (:mod:`sparse_probing.datasets.sources`); ``make data`` (``python -m sparse_probing.datasets.build``)
-writes them to ``data/datasets/<name>-<variant>.jsonl.gz``, and :func:`load_dataset` reads them back.
+text sources (:mod:`sparse_probing.datasets.sources`) or from the paper's own datasets as released with the wheel
+``sae-probes`` (:mod:`sparse_probing.datasets.paper`: ``paper_compound_words``, ``paper_factual``, ``paper_code``);
+``make data`` (``python -m sparse_probing.datasets.build``) writes them to ``data/datasets/<name>-<variant>.jsonl.gz``,
+and :func:`load_dataset` reads them back. :func:`load_dataset` also accepts the path of a user's CSV, TSV or JSONL
+file (:mod:`sparse_probing.datasets.user`) or of a ``.jsonl.gz`` dataset file, wherever a dataset name is accepted.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pandas as pd
 
-from . import code_language, compound_words, data_source, factual, natural_language, position, syntax, text_features
+from . import (
+    code_language,
+    compound_words,
+    data_source,
+    factual,
+    natural_language,
+    paper,
+    position,
+    syntax,
+    text_features,
+)
 from .base import (
     Alignment,
     DatasetError,
@@ -24,6 +38,8 @@ from .base import (
     one_vs_rest,
 )
 from .family import VARIANTS, Family
+from .sizing import strata, task_sizes
+from .user import is_user_file, load_user_dataset
 
 FAMILIES: dict[str, Family] = {
     f.name: f
@@ -36,9 +52,10 @@ FAMILIES: dict[str, Family] = {
         compound_words.FAMILY,
         factual.FAMILY,
         position.FAMILY,
+        *paper.FAMILIES,
     ]
 }
-"""All feature families by name, in the order of the paper's families."""
+"""All feature families by name: the self-built ones in the order of the paper's families, then the paper's own."""
 
 __all__ = [
     "FAMILIES",
@@ -53,10 +70,14 @@ __all__ = [
     "dataset_path",
     "documents_frame",
     "example_documents",
+    "is_user_file",
     "list_datasets",
     "load_dataset",
+    "load_user_dataset",
     "one_vs_rest",
+    "strata",
     "summary_table",
+    "task_sizes",
 ]
 
 
@@ -82,16 +103,28 @@ def list_datasets(root: str | Path | None = None) -> pd.DataFrame:
 
 
 def load_dataset(name: str, variant: str = "default", root: str | Path | None = None) -> ProbingDataset:
-    """Load a built dataset by family name and size variant (``smoke`` or ``default``).
+    """Load a built dataset by family name and size variant (``smoke`` or ``default``), or a dataset file by path.
+
+    ``name`` may also be the path of a user's ``.csv``/``.tsv``/``.jsonl`` file (read by
+    :func:`~sparse_probing.datasets.user.load_user_dataset`; ``variant`` is then only recorded) or of a ``.jsonl.gz``
+    file written by :meth:`ProbingDataset.save`; the dataset is then named by the path as given.
 
     Raises :class:`DatasetError` with the list of available datasets when the name or variant is unknown or the
-    file has not been built (run ``make data``), and when the file's version differs from the builder's.
+    file has not been built (run ``make data``), when the file is damaged, and when the file's version differs from
+    the builder's.
     """
+    if is_user_file(name):
+        return load_user_dataset(name, variant)
+    if isinstance(name, str) and name.endswith(".jsonl.gz"):
+        from .user import resolve
+
+        ds = ProbingDataset.load(resolve(name))
+        return dataclasses.replace(ds, name=name)
     available = ", ".join(f"{n}-{v}" for n in FAMILIES for v in VARIANTS)
     if name not in FAMILIES or variant not in VARIANTS:
         raise DatasetError(
-            f"unknown dataset {name!r} (variant {variant!r}); available: {available}. "
-            "Build them with `make data` (python -m sparse_probing.datasets.build)."
+            f"unknown dataset {name!r} (variant {variant!r}); available: {available}, or the path of a "
+            ".csv/.tsv/.jsonl file. Build them with `make data` (python -m sparse_probing.datasets.build)."
         )
     path = dataset_path(name, variant, root)
     if not path.exists():
@@ -137,6 +170,7 @@ def dataset_summary(ds: ProbingDataset) -> dict[str, object]:
     return {
         "family": ds.name,
         "variant": ds.variant,
+        "status": "ok",
         "version": ds.version,
         "level": ds.level,
         "sources": ", ".join(sources),
@@ -152,11 +186,17 @@ def dataset_summary(ds: ProbingDataset) -> dict[str, object]:
 
 
 def summary_table(variant: str = "default", root: str | Path | None = None) -> pd.DataFrame:
-    """One row per built family of ``variant`` (see :func:`dataset_summary`); families not built are skipped."""
-    rows = []
+    """One row per built family of ``variant`` (see :func:`dataset_summary`); families not built are skipped.
+
+    A damaged or outdated file does not stop the listing: its row says ``status`` ``damaged: <reason>``.
+    """
+    rows: list[dict[str, object]] = []
     for name in FAMILIES:
         if dataset_path(name, variant, root).exists():
-            rows.append(dataset_summary(load_dataset(name, variant, root)))
+            try:
+                rows.append(dataset_summary(load_dataset(name, variant, root)))
+            except DatasetError as err:
+                rows.append({"family": name, "variant": variant, "status": f"damaged: {err}", "sources": ""})
     return pd.DataFrame(rows)
 
 

