@@ -506,10 +506,21 @@ def _compute(
         "sha256": {hook: file_sha256(partial / _array_name(hook)) for hook in hooks},
         "examples_sha256": file_sha256(partial / "examples.json"),
     }
-    tmp = partial / "meta.json.tmp"
-    tmp.write_text(json.dumps(meta, indent=1, sort_keys=True))
-    tmp.replace(partial / "meta.json")  # a complete meta.json marks the directory complete
+    _write_meta(partial, meta)  # a complete meta.json marks the directory complete
     progress_path.unlink(missing_ok=True)
+
+
+def _meta_digest(meta: dict) -> str:
+    """sha256 of a meta record's canonical JSON, without its own ``meta_sha256``."""
+    body = {k: v for k, v in meta.items() if k != "meta_sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def _write_meta(directory: Path, meta: dict) -> None:
+    meta = {**meta, "meta_sha256": _meta_digest(meta)}
+    tmp = directory / "meta.json.tmp"
+    tmp.write_text(json.dumps(meta, indent=1, sort_keys=True))
+    tmp.replace(directory / "meta.json")
 
 
 # ---------------------------------------------------------------------------------------------- reading
@@ -542,6 +553,9 @@ def _read_entry(path: Path, key: str, spec: ActivationSpec, verify: bool) -> Cac
     except (ValueError, UnicodeDecodeError):
         raise _Corrupt("meta.json is not valid JSON") from None
     _expect(isinstance(meta, dict), f"meta.json holds {type(meta).__name__}, not an object")
+    legacy = "meta_sha256" not in meta and "examples_sha256" not in meta  # written before meta had checksums
+    if not legacy:
+        _expect(meta.get("meta_sha256") == _meta_digest(meta), "meta.json does not match its own sha256")
     types = {"key": str, "layers": list, "hooks": dict, "n_examples": int, "d_mlp": int, "sha256": dict,
              "features": list, "dataset": dict, "spec": dict, "model": dict, "reduce": str}  # fmt: skip
     for name, kind in types.items():
@@ -587,6 +601,10 @@ def _read_entry(path: Path, key: str, spec: ActivationSpec, verify: bool) -> Cac
         _expect(size == header + n * d * 2, f"{f.name} has {size} bytes, expected {header + n * d * 2} (truncated?)")
         if verify:
             _expect(file_sha256_cached(f) == digest, f"{f.name} does not match its sha256 in meta.json")
+    if legacy and verify:  # every array verified: record the checksums that older entries lack
+        meta = {**meta, "examples_sha256": file_sha256(examples_path)}
+        _write_meta(path, meta)
+        meta = json.loads(meta_path.read_text())
     return CachedActivations(path=path, meta=meta, examples=examples)
 
 

@@ -22,13 +22,15 @@ from typing import Any
 
 import yaml
 
-from sparse_probing.models import REPO_ROOT
-from sparse_probing.results import RESULTS_DIR, RESULTS_ENV, git_commit, load_results
+from sparse_probing.paths import REPO_ROOT, RESULTS_ENV, check_name
+from sparse_probing.results import RESULTS_DIR, git_commit, load_results
 
 CHAPTERS_DIR = REPO_ROOT / "chapters"
 PARAMS_DIR = CHAPTERS_DIR / "params"
 BOOK_DIR = REPO_ROOT / "book"
 EXECUTED_DIR = BOOK_DIR / "executed"
+RUNS_DIR = REPO_ROOT / "data" / "results" / "runs"
+"""Where ``sparse-probing chapter`` puts a run when no ``--output-dir`` is given (outside the published book)."""
 VARIANTS = ("smoke", "default", "paper")
 
 
@@ -54,6 +56,10 @@ def _resolve_chapter(name: str) -> str:
 def load_params(chapter: str, variant: str = "default") -> dict[str, Any]:
     """The parameters of one chapter variant (plain values only)."""
     chapter = _resolve_chapter(chapter)
+    try:
+        check_name(variant, "variant")
+    except ValueError as err:
+        raise ChapterError(str(err)) from None
     path = PARAMS_DIR / chapter / f"{variant}.yaml"
     if not path.exists():
         have = sorted(p.stem for p in (PARAMS_DIR / chapter).glob("*.yaml"))
@@ -80,29 +86,48 @@ def run_chapter(
     variant: str = "default",
     overrides: Mapping[str, Any] | None = None,
     output_dir: str | Path | None = None,
+    *,
+    publish: bool = False,
 ) -> Path:
     """Execute one chapter with papermill; returns the executed notebook's path.
 
     ``overrides`` replace single parameters of the variant (e.g. ``{"model": "gemma-3-270m"}``); unknown names
     are refused, since papermill would silently inject them.
+
+    Where things go: ``publish=True`` (the book build only) writes ``book/executed/<chapter>.ipynb`` and the
+    published ``book/results/``. Any other run writes ``<output_dir>/<chapter>.ipynb`` and its results to
+    ``<output_dir>/results/`` (``output_dir`` defaults to ``data/results/runs``); such a run may not write inside
+    ``book/``.
     """
     import papermill as pm
 
     chapter = _resolve_chapter(chapter)
+    if publish:
+        if output_dir is not None:
+            raise ChapterError("a published run writes to book/executed; do not pass an output directory with it")
+        out_dir, results = EXECUTED_DIR, RESULTS_DIR
+    else:
+        out_dir = Path(output_dir).expanduser() if output_dir is not None else RUNS_DIR
+        book = BOOK_DIR.resolve()
+        if out_dir.resolve() == book or book in out_dir.resolve().parents:
+            raise ChapterError(
+                f"output directory {out_dir} is inside book/, which only the book build writes: pick another "
+                "directory, or run `sparse-probing book` to publish"
+            )
+        results = out_dir / "results"
     params = load_params(chapter, variant)
     known = notebook_parameters(chapter)
     for name in list(params) + list(overrides or {}):
         if name not in known:
             raise ChapterError(f"{chapter} has no parameter {name!r}; its parameters: {', '.join(known)}")
     params.update(overrides or {})
-    out_dir = Path(output_dir) if output_dir is not None else EXECUTED_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / f"{chapter}.ipynb"
     tmp = out_dir / f".{chapter}.running.ipynb"
     start = time.perf_counter()
-    # the chapter's results files go next to its executed notebook: book/results for book/executed
+    # the chapter's results files: book/results for the book build, else next to the executed notebook
     previous = os.environ.get(RESULTS_ENV)
-    os.environ[RESULTS_ENV] = str(out_dir.resolve().parent / "results")
+    os.environ[RESULTS_ENV] = str(results.resolve())
     try:
         pm.execute_notebook(
             str(CHAPTERS_DIR / f"{chapter}.ipynb"),

@@ -4,6 +4,10 @@ sparse-probing models                       list the models that load offline
 sparse-probing datasets [--variant V]       list the probing datasets and their sizes
 sparse-probing cache --model M --dataset D  compute (or load) an activation cache entry
 sparse-probing pipeline [--variant smoke]   cache activations of a model on every built dataset
+sparse-probing chapter NAME [--output-dir D] run one chapter: D/NAME.ipynb and D/results/ (default data/results/runs)
+sparse-probing book [--only NAME]           run the chapters into book/executed + book/results, build the site
+
+Errors are reported in one line (exit code 2 for bad input, 1 for failures); ``--debug`` shows the traceback.
 """
 
 from __future__ import annotations
@@ -19,9 +23,26 @@ def _parse_layers(text: str | None) -> tuple[int, ...] | None:
     if text is None or text == "all":
         return None
     try:
-        return tuple(int(x) for x in text.split(","))
+        layers = tuple(int(x) for x in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"--layers takes comma-separated integers or 'all', got {text!r}") from None
+    if min(layers) < 0:
+        raise argparse.ArgumentTypeError(f"--layers takes non-negative layer indices, got {text!r}")
+    return layers
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer (1 or more), got {value}")
+    return value
+
+
+class UsageError(ValueError):
+    """Bad input on the command line (exit code 2)."""
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
@@ -67,12 +88,12 @@ def _cmd_pipeline(args: argparse.Namespace) -> int:
     """Cache activations of one model on every built dataset of a variant, sharing one loaded model."""
     from sparse_probing.activations import ActivationSpec, load_or_compute
     from sparse_probing.datasets import list_datasets, load_dataset
-    from sparse_probing.models import load_model
+    from sparse_probing.models import check_layers, load_model
 
     built = list_datasets().query("variant == @args.variant and built")
     if built.empty:
-        print(f"no {args.variant} dataset is built; run `make data` first", file=sys.stderr)
-        return 1
+        raise UsageError(f"no {args.variant} dataset is built; run `make data` first")
+    check_layers(args.model, args.layers)  # before the weights are loaded
     model = load_model(args.model)
     layers = args.layers or (model.n_layers // 2,)
     rows = []
@@ -111,19 +132,26 @@ def _cmd_chapter(args: argparse.Namespace) -> int:
     from sparse_probing.book import run_chapter
 
     out = run_chapter(args.name, args.variant, dict(args.param), output_dir=args.output_dir)
-    print(f"executed {out}")
+    print(f"executed {out}\nresults in {out.parent / 'results'}")
     return 0
 
 
 def _cmd_book(args: argparse.Namespace) -> int:
-    from sparse_probing.book import build_site, chapter_names, run_chapter, stale_chapters, write_provenance
+    from sparse_probing.book import (
+        _resolve_chapter,
+        build_site,
+        chapter_names,
+        run_chapter,
+        stale_chapters,
+        write_provenance,
+    )
 
     if not args.skip_run:
-        chapters = chapter_names()
+        chapters = [_resolve_chapter(name) for name in args.only] if args.only else chapter_names()
         for i, chapter in enumerate(chapters, 1):
             start = time.perf_counter()
             print(f"[{i}/{len(chapters)}] {chapter} ({args.variant}) ...", flush=True)
-            run_chapter(chapter, args.variant)
+            run_chapter(chapter, args.variant, publish=True)
             print(f"[{i}/{len(chapters)}] {chapter} done in {time.perf_counter() - start:.0f} s", flush=True)
     stale = stale_chapters()
     if stale:
@@ -136,6 +164,7 @@ def _cmd_book(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sparse-probing", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("models", help="list the models that load offline").set_defaults(func=_cmd_models)
     p = sub.add_parser("datasets", help="list the probing datasets")
@@ -145,38 +174,79 @@ def build_parser() -> argparse.ArgumentParser:
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--variant", default="smoke", help="dataset size variant: smoke or default")
         p.add_argument("--layers", type=_parse_layers, default=None, help="e.g. 3,15 or all")
-        p.add_argument("--max-length", type=int, default=128, help="context length in tokens")
+        p.add_argument("--max-length", type=_positive_int, default=128, help="context length in tokens")
 
     p = sub.add_parser("cache", help="compute or load one activation cache entry")
     p.add_argument("--model", required=True)
     p.add_argument("--dataset", required=True)
     common(p)
     p.add_argument("--reduce", choices=["mean", "max", "last"], default=None)
-    p.add_argument("--n-documents", type=int, default=None)
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--n-documents", type=_positive_int, default=None, help="use the first N documents")
+    p.add_argument("--batch-size", type=_positive_int, default=8)
     p.set_defaults(func=_cmd_cache)
     p = sub.add_parser("pipeline", help="cache a model's activations on every built dataset")
     p.add_argument("--model", default="smollm2-135m")
     common(p)
     p.set_defaults(func=_cmd_pipeline)
 
-    p = sub.add_parser("chapter", help="run one chapter notebook with papermill into book/executed/")
+    p = sub.add_parser("chapter", help="run one chapter notebook with papermill (not into the published book)")
     p.add_argument("name", help="chapter notebook stem or slug, e.g. 03_monosemantic or monosemantic")
     p.add_argument("--variant", default="default", help="smoke, default or paper")
     p.add_argument("-p", "--param", action="append", type=_parse_override, default=[], metavar="NAME=VALUE",
                    help="override one parameter, e.g. -p model=gemma-3-270m (repeatable)")  # fmt: skip
-    p.add_argument("--output-dir", default=None, help="where the executed notebook goes (default book/executed)")
+    p.add_argument("--output-dir", default=None,
+                   help="where the executed notebook and its results/ go (default data/results/runs)")  # fmt: skip
     p.set_defaults(func=_cmd_chapter)
     p = sub.add_parser("book", help="run every chapter, then build the site into _build/html")
     p.add_argument("--variant", default="default")
     p.add_argument("--skip-run", action="store_true", help="only build the site from book/executed/")
+    p.add_argument("--only", action="append", default=[], metavar="CHAPTER",
+                   help="re-run only this chapter before building (repeatable)")  # fmt: skip
     p.set_defaults(func=_cmd_book)
     return parser
 
 
+def _one_line(err: BaseException) -> str:
+    """An exception's message on one line: its first line, with a pointer for messages that list alternatives."""
+    from sparse_probing.models import ModelNotAvailableError
+
+    text = str(err).strip() or type(err).__name__
+    first = text.splitlines()[0].rstrip(":")
+    if isinstance(err, ModelNotAvailableError) and "\n" in text:
+        first += " (`sparse-probing models` lists the offline models)"
+    return first
+
+
+def _usage_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean the input was wrong (exit code 2), as opposed to a failure while running (1)."""
+    from sparse_probing.models import ModelNotAvailableError
+
+    return (ValueError, KeyError, FileNotFoundError, ModelNotAvailableError)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    """Run one command; errors become one line on stderr (exit 2: bad input, 1: failure) unless ``--debug``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv  # accepted anywhere on the line
+    args = build_parser().parse_args([a for a in argv if a != "--debug"])  # argparse: usage errors exit with 2
+    args.debug = debug
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("sparse-probing: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:
+        if args.debug:
+            raise
+        if type(err).__name__ == "PapermillExecutionError":  # a chapter failed inside its notebook
+            message = f"the chapter failed in cell {err.exec_count}: {err.ename}: {_one_line(err.evalue)}"
+            code = 1
+        else:
+            message, code = _one_line(err), 2 if isinstance(err, _usage_errors()) else 1
+            if code == 1:
+                message = f"{type(err).__name__}: {message}"
+        print(f"sparse-probing: error: {message} (--debug shows the traceback)", file=sys.stderr)
+        return code
 
 
 if __name__ == "__main__":

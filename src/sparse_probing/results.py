@@ -1,4 +1,9 @@
-"""Results files: every run writes its spec, metrics, library versions and git commit as JSON."""
+"""Results files: every run writes its spec, metrics, library versions and git commit as JSON.
+
+Where they go: ``$SPARSE_PROBING_RESULTS`` when set (the chapter runner sets it: ``book/results`` for the book build,
+``<output dir>/results`` for any other run); otherwise ``data/results/scratch``. Only the book build
+(``sparse-probing book`` / ``make book``) writes the published ``book/results``.
+"""
 
 from __future__ import annotations
 
@@ -16,17 +21,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sparse_probing.models import REPO_ROOT
+from sparse_probing.paths import REPO_ROOT, RESULTS_ENV, check_name, inside, published_results_dir, scratch_results_dir
 
-RESULTS_DIR = REPO_ROOT / "book" / "results"
-RESULTS_ENV = "SPARSE_PROBING_RESULTS"
-"""Environment variable that redirects :func:`save_results` (set by the chapter runner for each run)."""
+RESULTS_DIR = published_results_dir()
+"""The published results of the book (``book/results``), written only by the book build."""
 
 
 def results_dir() -> Path:
-    """Where results files go: ``$SPARSE_PROBING_RESULTS`` if set, else ``book/results``."""
+    """Where results files go: ``$SPARSE_PROBING_RESULTS`` if set, else ``data/results/scratch``."""
     env = os.environ.get(RESULTS_ENV)
-    return Path(env) if env else RESULTS_DIR
+    return Path(env).expanduser() if env else scratch_results_dir()
 
 
 TRACKED_PACKAGES = ("sparse_probing", "torch", "transformers", "transformer-lens", "scikit-learn", "numpy", "scipy",
@@ -92,7 +96,11 @@ def save_results(
     runtime_s: float | None = None,
     directory: str | Path | None = None,
 ) -> Path:
-    """Write ``<directory>/<name>.json`` with the spec, metrics, environment and time; returns its path."""
+    """Write ``<directory>/<name>.json`` with the spec, metrics, environment and time; returns its path.
+
+    ``directory`` defaults to :func:`results_dir`. ``name`` must be a plain file name (no path separators).
+    """
+    check_name(name, "results name")
     directory = Path(directory) if directory is not None else results_dir()
     directory.mkdir(parents=True, exist_ok=True)
     record = {
@@ -103,7 +111,7 @@ def save_results(
         "written": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         **environment(),
     }
-    path = directory / f"{name}.json"
+    path = inside(directory, f"{name}.json")
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(record, indent=1, sort_keys=True, allow_nan=False) + "\n")
     tmp.replace(path)
@@ -113,4 +121,13 @@ def save_results(
 def load_results(directory: str | Path | None = None) -> list[dict[str, Any]]:
     """Every results file in ``directory``, sorted by name."""
     directory = Path(directory) if directory is not None else results_dir()
-    return [json.loads(p.read_text()) for p in sorted(directory.glob("*.json"))]
+    records = []
+    for p in sorted(directory.glob("*.json")):
+        try:
+            record = json.loads(p.read_text())
+        except (ValueError, UnicodeDecodeError) as err:
+            raise ValueError(f"results file {p} is not valid JSON ({err}); delete it or re-run its chapter") from None
+        if not isinstance(record, dict) or not isinstance(record.get("name"), str):
+            raise ValueError(f"results file {p} is not a results record (no 'name'); delete it or re-run its chapter")
+        records.append(record)
+    return records
