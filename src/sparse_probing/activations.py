@@ -354,7 +354,7 @@ def _resume(partial: Path, key: str, hooks: list[str], n: int, d: int, batches_o
     except (OSError, ValueError):
         progress = None
     if not isinstance(progress, dict) or progress.get("key") != key:
-        if progress is not None:
+        if progress_path.exists() or any(partial.iterdir()):
             warnings.warn(
                 f"unfinished cache run {partial} has a progress record that is unreadable or belongs to another key;"
                 " starting it again", CacheRepairWarning, stacklevel=3,
