@@ -22,3 +22,46 @@ def test_cache_command_on_real_dataset(capsys):
 def test_bad_layers_argument():
     with pytest.raises(SystemExit):
         main(["cache", "--model", "tiny-neox", "--dataset", "natural_language", "--layers", "x"])
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--n-documents", "-5"], "positive integer"),
+        (["--n-documents", "0"], "positive integer"),
+        (["--batch-size", "0"], "positive integer"),
+        (["--layers", "-1"], "non-negative"),
+    ],
+)
+def test_bad_sizes_exit_2_with_one_line(capsys, args, expected):
+    """Before: --n-documents -5 cached 265 of 270 examples silently and 0 raised a bare IndexError."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["cache", "--model", "tiny-neox", "--dataset", "natural_language", *args])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert expected in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["cache", "--model", "tiny-neox", "--dataset", "natural_language", "--layers", "7"], r"layers 0..1"),
+        (["cache", "--model", "no-such-model", "--dataset", "natural_language"], "sparse-probing models"),
+        (["cache", "--model", "tiny-neox", "--dataset", "../../etc"], "not a valid name"),
+        (["chapter", "no_such_chapter"], "unknown chapter"),
+        (["chapter", "01_methods", "--variant", "../../x"], "not a valid name"),
+        (["chapter", "01_methods", "--output-dir", "book/elsewhere"], "only the book build writes"),
+    ],
+)
+def test_errors_are_one_line_with_exit_code_2(capsys, argv, expected):
+    """Before: every CLI error printed a full traceback before its message."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("sparse-probing: error:") and expected in lines[0], err
+    assert "Traceback" not in err
+
+
+def test_debug_shows_the_traceback():
+    with pytest.raises(ValueError, match="not a valid name"):
+        main(["cache", "--model", "tiny-neox", "--dataset", "../../etc", "--debug"])
