@@ -17,7 +17,6 @@ import hashlib
 import io
 import json
 import math
-import os
 import re
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -44,10 +43,9 @@ class DatasetError(ValueError):
 
 def data_dir() -> Path:
     """The project's ``data/`` directory: ``$SPARSE_PROBING_DATA`` if set, else ``<repository>/data``."""
-    env = os.environ.get(DATA_DIR_ENV)
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[3] / "data"
+    from sparse_probing.paths import data_dir as _data_dir
+
+    return _data_dir()
 
 
 # ---------------------------------------------------------------------------------------------------- token rules

@@ -11,13 +11,14 @@ dataset file its version, size and sha256. Rebuilding from the same package vers
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from sparse_probing.paths import file_sha256
 
 from . import paper
 from .base import DatasetError, ProbingDataset, data_dir
@@ -62,10 +63,6 @@ class SourceCache:
                 "sha256": units_digest(units),
             }
         return out
-
-
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def write_manifest(out_dir: Path, sources: dict[str, dict[str, Any]], datasets: dict[str, dict[str, Any]]) -> Path:

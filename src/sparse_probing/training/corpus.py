@@ -48,6 +48,7 @@ from sparse_probing.datasets.base import ProbingDataset, data_dir
 from sparse_probing.datasets.code_sources import CODE_LANGUAGES
 from sparse_probing.datasets.natural_language import sources_for
 from sparse_probing.datasets.sources import TextUnit, get_package, get_source, iter_units
+from sparse_probing.paths import file_sha256
 
 __all__ = [
     "DOMAINS",
@@ -694,14 +695,6 @@ def read_corpus(path: str | Path | None = None, split: str | None = None) -> lis
     with gzip.open(p, "rt", encoding="utf-8") as fh:
         docs = [CorpusDocument(**json.loads(line)) for line in fh]
     return [d for d in docs if split is None or d.split == split]
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 22):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _manifest(
