@@ -43,7 +43,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from sparse_probing.datasets import load_dataset
+from sparse_probing.datasets import is_dataset_file, load_dataset
 from sparse_probing.datasets.base import ProbingDataset, align
 from sparse_probing.models import LoadedModel, ModelSpec, check_layers, fingerprint, load_model
 from sparse_probing.paths import activation_cache_dir, check_name, file_sha256, file_sha256_cached, inside
@@ -78,7 +78,8 @@ class ActivationSpec:
     model: str
     """Model name as understood by :func:`sparse_probing.models.load_model`."""
     dataset: str
-    """Dataset family name (see :func:`sparse_probing.datasets.list_datasets`)."""
+    """Dataset family name (see :func:`sparse_probing.datasets.list_datasets`), or the path of a dataset file
+    (``.csv``/``.tsv``/``.jsonl``, see :mod:`sparse_probing.datasets.user`; its content digest enters the key)."""
     variant: str = "default"
     """Dataset size variant (``smoke`` or ``default``)."""
     layers: tuple[int, ...] | None = None
@@ -101,7 +102,8 @@ class ActivationSpec:
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or not self.model:
             raise ValueError(f"model must be a non-empty name or directory, got {self.model!r}")
-        check_name(self.dataset, "dataset")
+        if not is_dataset_file(self.dataset):  # a user's file is named by its path
+            check_name(self.dataset, "dataset")
         check_name(self.variant, "variant")
         if not isinstance(self.site, str) or not _SITE.fullmatch(self.site):
             raise ValueError(f"site must be a hook name inside a block such as 'mlp.hook_post', got {self.site!r}")

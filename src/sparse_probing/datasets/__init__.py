@@ -70,6 +70,7 @@ __all__ = [
     "dataset_path",
     "documents_frame",
     "example_documents",
+    "is_dataset_file",
     "is_user_file",
     "list_datasets",
     "load_dataset",
@@ -102,6 +103,11 @@ def list_datasets(root: str | Path | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def is_dataset_file(name: str) -> bool:
+    """Whether ``name`` is the path of a dataset file (a user's CSV/TSV/JSONL or a ``.jsonl.gz``), not a family."""
+    return isinstance(name, str) and (is_user_file(name) or name.endswith(".jsonl.gz"))
+
+
 def load_dataset(name: str, variant: str = "default", root: str | Path | None = None) -> ProbingDataset:
     """Load a built dataset by family name and size variant (``smoke`` or ``default``), or a dataset file by path.
 
@@ -115,7 +121,7 @@ def load_dataset(name: str, variant: str = "default", root: str | Path | None = 
     """
     if is_user_file(name):
         return load_user_dataset(name, variant)
-    if isinstance(name, str) and name.endswith(".jsonl.gz"):
+    if is_dataset_file(name):
         from .user import resolve
 
         ds = ProbingDataset.load(resolve(name))
