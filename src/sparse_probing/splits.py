@@ -93,6 +93,20 @@ def _one_fold(
     return rest, held
 
 
+def _check_group_ids(groups_N: np.ndarray) -> None:
+    """Refuse missing (None, NaN) or mixed-type group ids, which cannot be sorted or compared."""
+    values = groups_N.tolist()
+    missing = [i for i, g in enumerate(values) if g is None or (isinstance(g, float) and g != g)]
+    if missing:
+        raise SplitError(
+            f"{len(missing)} row(s) have no group id (None or NaN), e.g. rows {missing[:5]}: give every row a group "
+            "(its document id)."
+        )
+    kinds = {type(g).__name__ for g in values}
+    if groups_N.dtype == object and len(kinds) > 1:
+        raise SplitError(f"group ids mix types ({', '.join(sorted(kinds))}): use one type, e.g. str(group).")
+
+
 def grouped_split(
     groups: Any,
     y: Any | None = None,
@@ -117,6 +131,7 @@ def grouped_split(
     groups_N = np.asarray(groups)
     if groups_N.ndim != 1 or groups_N.size == 0:
         raise SplitError(f"groups must be a non-empty 1-d array (one group id per row), got shape {groups_N.shape}.")
+    _check_group_ids(groups_N)
     y_N = None if y is None else np.asarray(y)
     if y_N is not None and y_N.shape != groups_N.shape:
         raise SplitError(f"y has {y_N.size} labels but groups has {groups_N.size} entries: pass one per row.")

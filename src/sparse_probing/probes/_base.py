@@ -231,6 +231,8 @@ def validate_fit_data(
     try:
         X_ND, y_N = validate_data(estimator, X, y, dtype=[np.float64, np.float32], ensure_all_finite=True)
     except ValueError as err:
+        if str(err).startswith("Input y contains"):  # the labels, not the activations
+            raise ProbeInputError(f"{err}. Labels must be known for every example: drop unlabelled rows.") from err
         if "NaN" in str(err) or "inf" in str(err):
             raise ProbeInputError(str(err) + _FINITE_ADVICE) from err
         if "inconsistent numbers of samples" in str(err):
