@@ -25,6 +25,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -298,10 +299,53 @@ def _read_log(path: Path, max_step: int) -> list[dict[str, Any]]:
     return rows
 
 
+def _state_digest(obj: Any, h: Any = None) -> str:
+    """sha256 over a checkpoint state's structure and every tensor's bytes (so a damaged tensor is detected)."""
+    h = h if h is not None else hashlib.sha256()
+    if isinstance(obj, torch.Tensor):
+        t = obj.detach().cpu().contiguous()
+        h.update(f"T{t.dtype}{tuple(t.shape)}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    elif isinstance(obj, dict):
+        h.update(b"D")
+        for key in sorted(obj, key=repr):
+            if key != "digest":
+                h.update(repr(key).encode())
+                _state_digest(obj[key], h)
+    elif isinstance(obj, list | tuple):
+        h.update(b"L")
+        for item in obj:
+            _state_digest(item, h)
+    else:
+        h.update(repr(obj).encode())
+    return h.hexdigest()
+
+
 def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     tmp = path.with_suffix(".tmp")
+    state = {**state, "digest": _state_digest(state)}
     torch.save(state, tmp)
     os.replace(tmp, path)
+
+
+_CHECKPOINT_KEYS = ("identity", "model", "optimizer", "step", "step_seconds", "wall_seconds")
+
+
+def _load_checkpoint(path: Path) -> dict[str, Any] | None:
+    """A checkpoint's state, or None (with a warning, the file removed) when it is damaged: training then starts
+    again from step 0, which ends with the same weights as an undisturbed run."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(state, dict) or any(k not in state for k in _CHECKPOINT_KEYS):
+            raise ValueError("it lacks the fields " + ", ".join(k for k in _CHECKPOINT_KEYS if k not in state))
+        if "digest" in state and state["digest"] != _state_digest(state):
+            raise ValueError("its tensors do not match their checksum")
+    except Exception as err:  # a damaged file can fail in many ways (zip, unpickling, shape)
+        warnings.warn(f"checkpoint {path} is damaged ({type(err).__name__}); starting this model again from step 0",
+                      stacklevel=3)  # fmt: skip
+        path.unlink(missing_ok=True)
+        return None
+    return state
 
 
 def _eval_row(model: Any, data: TokenData, n: int, steps_done: int, train: TrainSpec) -> dict[str, Any]:
@@ -353,8 +397,8 @@ def train_model(
     model = build_model(spec, train, data.vocab_size, data.eot_id)
     opt = _optimizer(model, spec, train)
     start, step_seconds, wall_seconds = 0, 0.0, 0.0
-    if ckpt_path.exists() and not force:
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    state = _load_checkpoint(ckpt_path) if ckpt_path.exists() and not force else None
+    if state is not None:
         if state["identity"] != identity:
             raise RuntimeError(
                 f"{ckpt_path} belongs to another model, recipe or corpus; delete {work} (or pass --force) to start over"
