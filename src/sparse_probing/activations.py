@@ -50,7 +50,17 @@ from sparse_probing.paths import activation_cache_dir, check_name, file_sha256, 
 
 from ._progress import tqdm
 
-__all__ = ["ActivationSpec", "CacheRepairWarning", "CachedActivations", "cache_root", "load_or_compute"]
+__all__ = [
+    "ActivationSpec",
+    "CacheRepairWarning",
+    "CachedActivations",
+    "EntryPlan",
+    "cache_root",
+    "compute_rows",
+    "entry_plan",
+    "load_or_compute",
+    "write_rows",
+]
 
 CACHE_FORMAT = 1
 Reduce = Literal["mean", "max", "last"]
@@ -671,3 +681,147 @@ def load_or_compute(
         _compute(spec, dataset, model, key, partial, model_digest)
         partial.rename(final)
         return _read_entry(final, key, spec, verify=False)
+
+
+# ---------------------------------------------------------------------------------------------- computing elsewhere
+@dataclass(frozen=True)
+class EntryPlan:
+    """What :func:`load_or_compute` computes for a spec: the entry's key, hooks, tokenized dataset and batches.
+
+    A plan lets an entry be computed in parts, e.g. on several machines (:mod:`sparse_probing.distributed`):
+    :func:`compute_rows` runs any of ``batches``, each with the same documents as in a single-machine run, so the
+    rows are the same bytes. :func:`write_rows` then completes the entry from all the rows through the
+    single-machine code.
+    """
+
+    spec: ActivationSpec
+    source: ProbingDataset | None
+    """The dataset as passed to :func:`entry_plan` (None: loaded from the spec)."""
+    dataset: ProbingDataset
+    """The documents in use (after ``spec.n_documents``)."""
+    model: LoadedModel
+    root: Path
+    key: str
+    layers: tuple[int, ...]
+    hooks: tuple[str, ...]
+    reduce: str
+    alignment: Any
+    """The :class:`~sparse_probing.datasets.base.Alignment` of the dataset to the model's tokenizer."""
+    batches: tuple[np.ndarray, ...]
+    """Document indices of each forward pass, in the order :func:`load_or_compute` runs them."""
+
+    @property
+    def n_examples(self) -> int:
+        return len(self.alignment.examples)
+
+    @property
+    def complete(self) -> bool:
+        """A complete entry (its ``meta.json``) is on disk; :func:`load_or_compute` checks and returns it."""
+        return (inside(self.root, self.key) / "meta.json").is_file()
+
+
+def entry_plan(
+    spec: ActivationSpec,
+    model: LoadedModel,
+    *,
+    dataset: ProbingDataset | None = None,
+    root: str | Path | None = None,
+) -> EntryPlan:
+    """The :class:`EntryPlan` of ``spec`` with a loaded model. It tokenizes the dataset and computes no activations.
+
+    The key is the one :func:`load_or_compute` uses when it is given ``model``.
+    """
+    if not isinstance(spec, ActivationSpec):
+        raise TypeError(f"spec must be an ActivationSpec, got {type(spec).__name__}")
+    if model.spec.name != spec.model:
+        raise ValueError(f"model {model.spec.name!r} passed for a spec of model {spec.model!r}")
+    if dataset is not None and dataset.name != spec.dataset:
+        raise ValueError(f"dataset {dataset.name!r} passed for a spec of dataset {spec.dataset!r}")
+    used = dataset if dataset is not None else load_dataset(spec.dataset, spec.variant)
+    if spec.n_documents is not None:
+        used = used.subset(spec.n_documents)
+    layers = sorted(set(spec.layers)) if spec.layers is not None else list(range(model.n_layers))
+    if max(layers) >= model.n_layers:
+        raise ValueError(
+            f"layer {max(layers)} requested, but {spec.model} has layers 0..{model.n_layers - 1}: pick layers in "
+            "that range"
+        )
+    alignment = align(used, model.tokenizer, spec.max_length)
+    ex = alignment.examples
+    if len(ex) == 0:
+        raise ValueError(f"no example of {used.key} survives tokenization at max_length={spec.max_length}")
+    lengths = np.array([len(ids) for ids in alignment.input_ids])
+    with_rows = np.unique(ex["doc"].to_numpy()).astype(np.int64)
+    return EntryPlan(
+        spec=spec, source=dataset, dataset=used, model=model,
+        root=Path(root) if root is not None else cache_root(), key=cache_key(spec, used, model.weights_digest),
+        layers=tuple(layers), hooks=tuple(spec.hook_name(layer) for layer in layers),
+        reduce=spec.reduce or used.default_reduce, alignment=alignment,
+        batches=tuple(_batches(lengths, with_rows, spec.batch_size)),
+    )  # fmt: skip
+
+
+def compute_rows(plan: EntryPlan, batches: list[np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The pooled float16 rows of the examples in ``batches`` (document indices, each one of ``plan.batches``).
+
+    Returns the example indices (sorted) and one (rows, D) array per hook, in that row order.
+    """
+    ex = plan.alignment.examples
+    ex_doc, ex_start, ex_end = (ex[c].to_numpy() for c in ("doc", "tok_start", "tok_end"))
+    by_doc = ex.groupby("doc").indices
+    pad_id = plan.model.tokenizer.pad_token_id if plan.model.tokenizer.pad_token_id is not None else 0
+    all_rows: list[np.ndarray] = []
+    out: dict[str, list[np.ndarray]] = {hook: [] for hook in plan.hooks}
+    for docs in batches:
+        rows = np.concatenate([np.asarray(by_doc[int(doc)], dtype=np.int64) for doc in docs])
+        local = {int(doc): j for j, doc in enumerate(docs)}
+        windows = (np.array([local[int(x)] for x in ex_doc[rows]]), ex_start[rows], ex_end[rows])
+        tokens_BP, mask_BP = _pad([plan.alignment.input_ids[int(doc)] for doc in docs], pad_id)
+        pooled = _forward_pooled(plan.model, tokens_BP, mask_BP, list(plan.hooks), windows, plan.reduce)
+        all_rows.append(rows)
+        for hook in plan.hooks:
+            out[hook].append(pooled[hook])
+    if not all_rows:
+        return np.empty(0, dtype=np.int64), {h: np.empty((0, plan.model.d_mlp), np.float16) for h in plan.hooks}
+    rows = np.concatenate(all_rows)
+    order = np.argsort(rows, kind="stable")
+    return rows[order], {hook: np.concatenate(parts)[order] for hook, parts in out.items()}
+
+
+def write_rows(plan: EntryPlan, rows: np.ndarray, arrays: dict[str, np.ndarray]) -> CachedActivations:
+    """Complete the entry of ``plan`` from the pooled rows of all its examples (from :func:`compute_rows`).
+
+    Under the cache lock the rows go into the entry's ``.partial`` directory and are recorded as finished, with
+    their checksum. :func:`load_or_compute` then completes the entry exactly as it resumes an interrupted run, so
+    the bytes equal a single-machine run's. An entry that already exists is left as it is.
+    """
+    n, d = plan.n_examples, plan.model.d_mlp
+    rows = np.asarray(rows, dtype=np.int64)
+    if not np.array_equal(np.sort(rows), np.arange(n)):
+        raise ValueError(
+            f"rows must hold every example index 0..{n - 1} once, got {len(rows)} rows: compute every batch"
+        )
+    for hook in plan.hooks:
+        if hook not in arrays or np.shape(arrays[hook]) != (len(rows), d):
+            raise ValueError(f"arrays[{hook!r}] must have shape ({len(rows)}, {d}), got {np.shape(arrays.get(hook))}")
+    final, partial = inside(plan.root, plan.key), inside(plan.root, f"{plan.key}.partial")
+    with _lock(inside(plan.root, f"{plan.key}.lock")):
+        if not (final / "meta.json").is_file():
+            hooks = list(plan.hooks)
+            progress = _fresh_partial(partial, plan.key, hooks, n, d)
+            offsets = {hook: _header_size(partial / _array_name(hook)) for hook in hooks}
+            order = np.argsort(rows, kind="stable")
+            files = {hook: open(partial / _array_name(hook), "r+b") for hook in hooks}
+            try:
+                for hook, fh in files.items():
+                    fh.seek(offsets[hook])
+                    fh.write(np.ascontiguousarray(np.asarray(arrays[hook], dtype=np.float16)[order]).tobytes())
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                docs = sorted({int(x) for x in plan.alignment.examples["doc"]})
+                progress["chunks"] = [{"docs": docs, "sha256": _rows_digest(files, offsets, np.arange(n), d)}]
+            finally:
+                for fh in files.values():
+                    fh.close()
+            _write_json(partial / "progress.json", progress)
+    return load_or_compute(plan.spec, model=plan.model, dataset=plan.source, root=plan.root)

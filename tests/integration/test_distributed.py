@@ -1,0 +1,171 @@
+"""Dask scale-out on a 2-worker LocalCluster: sharded caching, sweeps and task lists equal their serial runs."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import sys
+from pathlib import Path
+
+import cloudpickle
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import make_toy_dataset
+
+from sparse_probing import distributed
+from sparse_probing.activations import ActivationSpec, load_or_compute
+from sparse_probing.probes import ProbeSpec, run_sweep
+from sparse_probing.probes.synthetic import make_planted
+from sparse_probing.splits import grouped_split
+
+SPEC = ActivationSpec(model="tiny-neox", dataset="toy", variant="smoke", layers=(0, 1), max_length=48, batch_size=4)
+
+cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the workers cannot import this test module
+
+
+@pytest.fixture(scope="module")
+def client():
+    from distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        Client(cluster) as c,
+    ):
+        yield c
+
+
+@pytest.fixture(scope="module")
+def dataset():
+    return make_toy_dataset(n_docs=24)
+
+
+def _files(entry: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(entry.iterdir())}
+
+
+@pytest.fixture(scope="module")
+def serial_entry(tiny_model, dataset, tmp_path_factory):
+    return load_or_compute(SPEC, model=tiny_model, dataset=dataset, root=tmp_path_factory.mktemp("serial")).path
+
+
+def test_sharded_cache_equals_serial_bytes(client, dataset, serial_entry, tmp_path):
+    with distributed.scheduler(client) as c:
+        assert c is client and distributed.current_client() is client
+        acts = distributed.cache_sharded(SPEC, dataset=dataset, root=tmp_path, n_shards=3, progress=False)
+    assert distributed.current_client() is None
+    assert acts.path.name == serial_entry.name  # the same content key
+    assert _files(acts.path) == _files(serial_entry)  # arrays, examples.json, meta.json: byte for byte
+    assert sorted(p.name for p in tmp_path.iterdir()) == [serial_entry.name, f"{serial_entry.name}.lock"]
+    # a second call finds the complete entry and computes nothing
+    with distributed.scheduler(client):
+        again = distributed.cache_sharded(SPEC, dataset=dataset, root=tmp_path, progress=False)
+    assert again.path == acts.path and _files(again.path) == _files(serial_entry)
+
+
+def _shard_killed_once(plan: distributed.ShardPlan, index: int, marker: str) -> distributed.ShardResult:
+    """Shard 0's first attempt leaves a half-written temporary file and a truncated shard, then dies (SIGKILL)."""
+    if index == 0 and not os.path.exists(marker):
+        Path(marker).write_text(str(os.getpid()))
+        plan.shard_dir.mkdir(parents=True, exist_ok=True)
+        (plan.shard_dir / f".{plan.shard_path(0).name}.dead.tmp").write_bytes(b"\x93NUMPY half")
+        plan.shard_path(0).write_bytes(b"PK\x03\x04 truncated")
+        os.kill(os.getpid(), signal.SIGKILL)
+    return distributed.compute_shard(plan, index)
+
+
+def test_killed_worker_is_retried_without_corrupting_the_entry(client, tiny_model, tmp_path):
+    # a registered dataset: the workers load it themselves (the plan carries no documents)
+    spec = ActivationSpec(model="tiny-neox", dataset="natural_language", variant="smoke", n_documents=16,
+                          layers=(1,), max_length=48, batch_size=4)  # fmt: skip
+    serial_entry = load_or_compute(spec, model=tiny_model, root=tmp_path / "serial").path
+    marker = tmp_path / "killed"
+    root = tmp_path / "cache"
+    plan = client.submit(distributed.plan_shards, spec, 2, root=str(root), pure=False).result()
+    assert plan.n_shards == 2 and not plan.complete and plan.dataset is None
+    futures = [client.submit(_shard_killed_once, plan, i, str(marker), pure=False) for i in range(plan.n_shards)]
+    results = client.gather(futures)
+    assert marker.exists()  # the first attempt did die
+    killed_pid = int(marker.read_text())
+    assert killed_pid not in client.run(os.getpid).values()
+    assert [r.index for r in results] == [0, 1] and all(r.seconds > 0 for r in results)
+    acts = client.submit(distributed.assemble_shards, plan, results, pure=False).result()
+    assert _files(acts.path) == _files(serial_entry)
+    assert not plan.shard_dir.exists()
+
+
+def test_finished_shards_are_reused_and_bad_shards_refused(client, dataset, tiny_model, tmp_path):
+    plan = distributed.plan_shards(SPEC, 3, dataset=dataset, root=tmp_path, model=tiny_model)
+    first = distributed.compute_shard(plan, 1, model=tiny_model)
+    assert distributed.compute_shard(plan, 1, model=tiny_model).seconds == 0.0  # reused, not recomputed
+    results = [distributed.compute_shard(plan, i, model=tiny_model) for i in (0, 2)] + [first]
+    Path(first.path).write_bytes(Path(first.path).read_bytes()[:-8])
+    with pytest.raises(ValueError, match="does not match its sha256"):
+        distributed.assemble_shards(plan, results, model=tiny_model)
+    with pytest.raises(ValueError, match=r"shards \[2\]"):
+        distributed.assemble_shards(plan, [*results[:1], first], model=tiny_model)
+    with pytest.raises(ValueError, match="does not exist"):
+        distributed.compute_shard(plan, 3, model=tiny_model)
+
+
+def test_sweep_on_dask_equals_serial(client):
+    a = make_planted(n=300, d=24, effects=(3.0, 1.5), random_state=5)
+    activations = {0: a.X, 1: np.ascontiguousarray(a.X[:, ::-1])}
+    labels = {"feat": a.y}
+    split = grouped_split(a.groups, a.y, random_state=0)
+    specs = [ProbeSpec("mean_diff", ks=(1, 3)), ProbeSpec("telescopic", ks=(1, 3), params={"n_start": 8})]
+    serial = run_sweep(activations, labels, split, specs, progress=False)
+    with distributed.scheduler(client):
+        on_dask = run_sweep(activations, labels, split, specs, progress=False)
+        pids = set(client.run(os.getpid).values())
+    timing = [c for c in serial.columns if c.endswith("_time") or c.startswith("osp_wall")]
+    pd.testing.assert_frame_equal(serial.drop(columns=timing), on_dask.drop(columns=timing))
+    assert os.getpid() not in pids
+
+
+def _square_pid(x: int) -> tuple[int, int]:
+    return x * x, os.getpid()
+
+
+def _fail_on_three(x: int) -> int:
+    if x == 3:
+        raise RuntimeError("three is not allowed")
+    return x
+
+
+def test_map_tasks_serial_and_on_dask(client):
+    serial = distributed.map_tasks(_square_pid, range(6), progress=False)
+    assert [v for v, _ in serial] == [0, 1, 4, 9, 16, 25] and {p for _, p in serial} == {os.getpid()}
+    with distributed.scheduler(client):
+        on_dask = distributed.map_tasks(_square_pid, range(6), progress=False)
+        with pytest.raises(RuntimeError, match="three is not allowed"):
+            distributed.map_tasks(_fail_on_three, range(5), progress=False)
+    assert [v for v, _ in on_dask] == [v for v, _ in serial] and os.getpid() not in {p for _, p in on_dask}
+
+
+def test_scheduler_values(monkeypatch, tmp_path):
+    monkeypatch.delenv(distributed.SCHEDULER_ENV, raising=False)
+    for value in (None, "none", "", "serial"):
+        with distributed.scheduler(value) as c:
+            assert c is None and distributed.current_client() is None
+    assert distributed._parse("local") == ("local", None)
+    assert distributed._parse("local:3") == ("local", 3)
+    assert distributed._parse("tcp://10.0.0.5:8786") == ("address", "tcp://10.0.0.5:8786")
+    assert distributed._parse("node12:8786") == ("address", "node12:8786")
+    monkeypatch.setenv(distributed.SCHEDULER_ENV, "local:2")
+    assert distributed._parse(None) == ("local", 2)
+    for bad, message in (("local:0", "no workers"), ("gpu-please", "not understood"), (3, "must be None"),
+                         (str(tmp_path / "missing.json"), "does not exist")):  # fmt: skip
+        with pytest.raises(ValueError, match=message):
+            distributed._parse(bad)
+
+
+def test_cache_sharded_without_scheduler_is_load_or_compute(dataset, serial_entry, tmp_path, monkeypatch):
+    monkeypatch.delenv(distributed.SCHEDULER_ENV, raising=False)
+    spec = dataclasses.replace(SPEC, batch_size=8)  # not in the key: the same entry
+    acts = distributed.cache_sharded(spec, dataset=dataset, root=tmp_path, progress=False)
+    assert acts.path.name == serial_entry.name
+    np.testing.assert_array_equal(np.asarray(acts.layer(1)), np.load(serial_entry / "blocks.1.mlp.hook_post.npy"))
+    with pytest.raises(TypeError, match="ActivationSpec"):
+        distributed.cache_sharded("tiny-neox")
