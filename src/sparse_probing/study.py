@@ -8,7 +8,6 @@ A chapter caches activations (:mod:`sparse_probing.activations`), turns the cach
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,6 +16,7 @@ import pandas as pd
 import torch
 
 from .activations import ActivationSpec, CachedActivations, load_or_compute
+from .analysis import weights as _weights
 from .datasets import ProbingDataset, load_dataset
 from .datasets.base import tokenize_documents
 from .metrics import binary_metrics, bootstrap_ci
@@ -376,45 +376,10 @@ def ablation_specificity(
 
 # ---------------------------------------------------------------------------------------------- weights
 def mlp_input_stats(model: LoadedModel) -> pd.DataFrame:
-    """Per neuron: layer, index, input-weight norm ``||W_in[:, j]||`` and input bias ``b_in[j]``.
-
-    The paper reads superposition off these (early layers: large norms with very negative biases, i.e. neurons
-    that fire rarely). Models whose MLPs have no input bias (gated Llama-style MLPs) get NaN biases.
-    """
-    bridge = model.bridge
-    w_in = bridge.W_in.detach().float()  # (L, d_model, d_mlp)
-    try:
-        b_in = bridge.b_in.detach().float()
-    except (AttributeError, RuntimeError, KeyError):
-        b_in = torch.full(w_in.shape[::2], float("nan"))
-    norm = w_in.norm(dim=1)
-    n_layers, d_mlp = norm.shape
-    return pd.DataFrame(
-        {
-            "layer": np.repeat(np.arange(n_layers), d_mlp),
-            "neuron": np.tile(np.arange(d_mlp), n_layers),
-            "w_in_norm": norm.numpy().ravel(),
-            "b_in": b_in.numpy().ravel(),
-        }
-    )
+    """Per neuron: layer, index, input-weight norm and input bias as stored (no norm folded in; NaN biases for
+    gated MLPs). The paper's fingerprint, with LayerNorm folded in, is
+    :func:`sparse_probing.analysis.weights.mlp_input_stats`."""
+    return _weights.mlp_input_stats(model, fold=False)
 
 
-def non_embedding_params(model: LoadedModel) -> int:
-    """Parameters outside the token embedding and unembedding: the size measure of scaling studies.
-
-    Counts each tensor once; where the bridge exposes a fused QKV projection next to its split Q, K, V copies,
-    only the fused one is counted.
-    """
-    named = list(model.bridge.named_parameters())
-    fused = any(".qkv." in name for name, _ in named)
-    seen: set[int] = set()
-    total = 0
-    for name, p in named:
-        ptr = p.untyped_storage().data_ptr()
-        if ptr in seen or re.search(r"(embed|lm_head|unembed)", name):
-            continue
-        if fused and re.search(r"\.attention\.[qkv]\.", name):
-            continue
-        seen.add(ptr)
-        total += p.numel()
-    return total
+non_embedding_params = _weights.non_embedding_params

@@ -116,7 +116,7 @@ def task_diagnostics(
     privileged basis (the null of the random-basis comparison).
     """
     rng = np.random.default_rng([seed, half, n_train])
-    n_val = max(4, int(round(n_train * cfg.val_fraction)))
+    n_val = max(4, round(n_train * cfg.val_fraction))
     parts = [probe_data(model, half, n, rng) for n in (n_train, n_val, n_val)]
     if rotate:
         R_MM = random_orthogonal(model.config.n_hidden, rng.integers(2**31)).astype(np.float32)
@@ -329,7 +329,7 @@ def width_scaling(
             k_needed, f1_1 = [], []
             for h in rep["half"].to_numpy()[:n_tasks]:
                 rng = np.random.default_rng([seed, int(h), m])
-                n_val = int(round(n_train * cfg.val_fraction))
+                n_val = round(n_train * cfg.val_fraction)
                 (X_tr, y_tr), (X_te, y_te) = probe_data(model, int(h), n_train, rng), probe_data(model, int(h), n_val, rng)
                 fits = fit_method(method, X_tr, y_tr, [k for k in ks if k <= m], random_state=seed)
                 f1s = {f.k: _f1(f, X_te, y_te) for f in fits}

@@ -283,7 +283,7 @@ def probe_data(
     F = model.config.n_features
     if not 0 <= half < 2 * F:
         raise ValueError(f"half must be in [0, {2 * F}) (feature i positive is 2i, negative 2i + 1), got {half}.")
-    n_pos = int(round(n * positive_share))
+    n_pos = round(n * positive_share)
     if n_pos < 1 or n_pos >= n:
         raise ValueError(f"n={n} with positive_share={positive_share} leaves a class empty; use more examples.")
     feature, sign = half // 2, (1.0 if half % 2 == 0 else -1.0)
