@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import make_toy_dataset
+from distributed import get_task_stream
 
 from sparse_probing import distributed
 from sparse_probing.activations import ActivationSpec, load_or_compute
@@ -116,12 +117,11 @@ def test_sweep_on_dask_equals_serial(client):
     split = grouped_split(a.groups, a.y, random_state=0)
     specs = [ProbeSpec("mean_diff", ks=(1, 3)), ProbeSpec("telescopic", ks=(1, 3), params={"n_start": 8})]
     serial = run_sweep(activations, labels, split, specs, progress=False)
-    with distributed.scheduler(client):
+    with distributed.scheduler(client), get_task_stream(client) as stream:
         on_dask = run_sweep(activations, labels, split, specs, progress=False)
-        pids = set(client.run(os.getpid).values())
     timing = [c for c in serial.columns if c.endswith("_time") or c.startswith("osp_wall")]
     pd.testing.assert_frame_equal(serial.drop(columns=timing), on_dask.drop(columns=timing))
-    assert os.getpid() not in pids
+    assert len(stream.data) >= 1  # the tasks ran on the workers (joblib may batch several per Dask task)
 
 
 def _square_pid(x: int) -> tuple[int, int]:
@@ -169,3 +169,15 @@ def test_cache_sharded_without_scheduler_is_load_or_compute(dataset, serial_entr
     np.testing.assert_array_equal(np.asarray(acts.layer(1)), np.load(serial_entry / "blocks.1.mlp.hook_post.npy"))
     with pytest.raises(TypeError, match="ActivationSpec"):
         distributed.cache_sharded("tiny-neox")
+
+
+def test_command_line(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("SPARSE_PROBING_CACHE", str(tmp_path))
+    path = tmp_path / "mine.csv"  # a user's dataset file, named by its path
+    path.write_text("text,label\n" + "".join(f"document number {i} of six,{'ab'[i % 2]}\n" for i in range(6)))
+    args = ["cache", "--scheduler", "none", "--model", "tiny-neox", "--dataset", str(path)]
+    assert distributed.main([*args, "--layers", "1", "--max-length", "32"]) == 0
+    assert str(tmp_path) in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        distributed.main([*args, "--layers", "one"])
+    assert "--layers must be comma-separated integers" in capsys.readouterr().err
