@@ -233,9 +233,17 @@ def pool(
     if reduce == "last":
         out_ND = acts_BPD[b, e - 1]
     elif reduce == "mean":
-        csum_BPD = torch.cumsum(acts_BPD.double(), dim=1)
-        csum_BPD = torch.cat([torch.zeros_like(csum_BPD[:, :1]), csum_BPD], dim=1)
-        out_ND = (csum_BPD[b, e] - csum_BPD[b, s]) / (e - s).unsqueeze(1).double()
+        # one batched matmul: row j of document b averages that document's window j (weights 1/len inside it)
+        n_B = torch.bincount(b, minlength=acts_BPD.shape[0])
+        slot_N = torch.zeros_like(b)
+        order = torch.argsort(b, stable=True)
+        first_B = torch.cumsum(n_B, 0) - n_B
+        slot_N[order] = torch.arange(len(b)) - first_B[b[order]]
+        pos_P = torch.arange(acts_BPD.shape[1])
+        inside_NP = (pos_P >= s.unsqueeze(1)) & (pos_P < e.unsqueeze(1))
+        weights_BMP = torch.zeros(acts_BPD.shape[0], int(n_B.max()), acts_BPD.shape[1], dtype=acts_BPD.dtype)
+        weights_BMP[b, slot_N] = inside_NP.to(acts_BPD.dtype) / (e - s).unsqueeze(1).to(acts_BPD.dtype)
+        out_ND = torch.bmm(weights_BMP, acts_BPD)[b, slot_N]
     else:
         out_ND = torch.stack([acts_BPD[bi, si:ei].amax(dim=0) for bi, si, ei in zip(b, s, e, strict=True)])
     return out_ND.float().numpy()

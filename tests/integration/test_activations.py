@@ -73,6 +73,10 @@ def test_pool_reductions():
     np.testing.assert_allclose(pool(acts_BPD, b, s, e, "mean"), [acts_BPD[0, 1:4].mean(0), acts_BPD[1, 0:2].mean(0)])
     np.testing.assert_allclose(pool(acts_BPD, b, s, e, "max"), [acts_BPD[0, 3], acts_BPD[1, 1]])
     np.testing.assert_allclose(pool(acts_BPD, b, s, e, "last"), [acts_BPD[0, 3], acts_BPD[1, 1]])
+    # several windows of one document, in any order
+    b, s, e = np.array([1, 0, 1, 1]), np.array([2, 0, 0, 4]), np.array([5, 1, 3, 5])
+    expected = [acts_BPD[bi, si:ei].mean(0).numpy() for bi, si, ei in zip(b, s, e, strict=True)]
+    np.testing.assert_allclose(pool(acts_BPD, b, s, e, "mean"), expected, rtol=1e-6)
 
 
 def test_span_level_examples(tiny_model, tmp_path):
