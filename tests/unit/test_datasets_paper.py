@@ -175,3 +175,17 @@ def test_real_wheel_matches_committed_files():
     ]:
         for variant in ("smoke", "default"):
             assert builder(variant, data=data).sha256 == load_dataset(name, variant).sha256
+
+
+def test_strata_and_task_sizes(compound, factual):
+    from sparse_probing.datasets import strata
+
+    table = factual.label_table()
+    s = strata(table, factual.feature_names)
+    assert len(s) == len(table) and all(x.split("=", 1)[0] in factual.feature_names for x in s)
+    assert s[table["gender"].notna().to_numpy()].tolist() == [f"gender={v}" for v in table["gender"].dropna()]
+    sizes = task_sizes(compound)
+    assert list(sizes["task"]) == compound.feature_names  # one task per 0/1 bigram feature
+    assert (sizes["positives"] >= sizes["test_positives"]).all() and sizes["test_positives"].sum() > 0
+    gender = task_sizes(factual).set_index("task").loc[["gender=female", "gender=male"]]
+    assert gender["examples"].nunique() == 1  # one-vs-rest tasks of one feature share its examples

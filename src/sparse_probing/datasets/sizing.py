@@ -57,15 +57,20 @@ def task_sizes(
     """One row per binary task: ``feature, task, examples, positives, test_examples, test_positives``.
 
     Token-level datasets have no examples before tokenization and give an empty frame; regression features are
-    skipped.
+    skipped. When the strata are too small to stratify (smoke slices), the split is grouped but not stratified.
     """
     cols = ["feature", "task", "examples", "positives", "test_examples", "test_positives"]
     if dataset.level == "token":
         return pd.DataFrame(columns=cols)
     table = dataset.label_table()
     features = [f.name for f in dataset.features if f.task == "classification"]
-    y_strat = strata(table, features)
-    split = grouped_split(table["group"].to_numpy(), y_strat, val_size=val_size, test_size=test_size, random_state=seed)
+    groups = table["group"].to_numpy()
+    try:
+        split = grouped_split(
+            groups, strata(table, features), val_size=val_size, test_size=test_size, random_state=seed
+        )
+    except ValueError:  # strata too small to stratify (smoke slices): an unstratified grouped split
+        split = grouped_split(groups, None, val_size=val_size, test_size=test_size, random_state=seed)
     test = np.zeros(len(table), dtype=bool)
     test[split.test] = True
     rows = []
