@@ -140,42 +140,60 @@ _CHILD = textwrap.dedent(
     activations.CHECKPOINT_SECONDS = 0.0  # record every batch, so the kill lands between checkpoints
     spec = ActivationSpec(model="tiny-neox", dataset="big", variant="smoke", layers=(0, 1), max_length=48,
                           batch_size=1)
-    load_or_compute(spec, dataset=make_toy_dataset(n_docs=400, name="big"), root={root!r})
+    load_or_compute(spec, dataset=make_toy_dataset(n_docs=160, name="big"), root={root!r})
     """
 )
 
 
-def test_kill_midway_then_rerun_matches_uninterrupted_run(tiny_model, tmp_path):
-    ds = make_toy_dataset(n_docs=400, name="big")
-    spec = ActivationSpec(model="tiny-neox", dataset="big", variant="smoke", layers=(0, 1), max_length=48, batch_size=1)
-    killed_root = tmp_path / "killed"
-    script = _CHILD.format(tests=str(Path(__file__).parents[1]), root=str(killed_root))
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def _run_and_kill(script: str, root: Path, after_docs: int) -> None:
+    """Start the caching child and SIGKILL it once ``after_docs`` documents are recorded (plus a random delay)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env=env)  # fmt: skip
     try:
-        deadline = time.time() + 120
-        progress = None
+        deadline = time.time() + 180
         while time.time() < deadline and proc.poll() is None:
-            found = list(killed_root.glob("*.partial/progress.json"))
+            found = list(root.glob("*.partial/progress.json"))
             if found:
                 try:
                     progress = json.loads(found[0].read_text())
                 except (json.JSONDecodeError, FileNotFoundError):
                     progress = None
-                if progress and sum(len(c["docs"]) for c in progress["chunks"]) >= 20:
+                if progress and sum(len(c["docs"]) for c in progress["chunks"]) >= after_docs:
                     break
-            time.sleep(0.05)
+            time.sleep(0.02)
         assert proc.poll() is None, "the caching subprocess finished before it could be killed"
+        time.sleep(after_docs % 7 * 0.003)  # land anywhere in a batch: forward, row writes, fsync, progress write
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
     finally:
         if proc.poll() is None:
             proc.kill()
-    partial = list(killed_root.glob("*.partial"))
-    assert partial and not [p for p in killed_root.iterdir() if p.is_dir() and not p.name.endswith(".partial")]
-    assert not (partial[0] / "meta.json").exists()  # nothing that looks complete
 
-    resumed = load_or_compute(spec, model=tiny_model, dataset=ds, root=killed_root)
-    clean = load_or_compute(spec, model=tiny_model, dataset=ds, root=tmp_path / "clean")
+
+def test_kill_at_random_points_then_rerun_matches_uninterrupted_run(tiny_model, tmp_path):
+    ds = make_toy_dataset(n_docs=160, name="big")
+    spec = ActivationSpec(model="tiny-neox", dataset="big", variant="smoke", layers=(0, 1), max_length=48, batch_size=1)
+    killed_root = tmp_path / "killed"
+    script = _CHILD.format(tests=str(Path(__file__).parents[1]), root=str(killed_root))
+    rng = np.random.default_rng(int(time.time()))
+    first = int(rng.integers(5, 50))
+    second = first + int(rng.integers(5, 50))
+    for after in (first, second):  # killed twice; the second run resumes the first
+        _run_and_kill(script, killed_root, after)
+        partial = list(killed_root.glob("*.partial"))
+        assert partial and not [p for p in killed_root.iterdir() if p.is_dir() and not p.name.endswith(".partial")]
+        assert not (partial[0] / "meta.json").exists()  # nothing that looks complete
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        resumed = load_or_compute(spec, model=tiny_model, dataset=ds, root=killed_root)
+        clean = load_or_compute(spec, model=tiny_model, dataset=ds, root=tmp_path / "clean")
+    finally:
+        torch.set_num_threads(threads)
     for layer in (0, 1):
-        np.testing.assert_array_equal(np.asarray(resumed.layer(layer)), np.asarray(clean.layer(layer)))
+        np.testing.assert_array_equal(
+            np.asarray(resumed.layer(layer)), np.asarray(clean.layer(layer)), err_msg=f"kills after {first}, {second}"
+        )
     assert not list(killed_root.glob("*.partial"))
