@@ -151,24 +151,40 @@ def probe_cache(
     return df.assign(model=meta["model"], dataset=meta["dataset"])
 
 
-def best_single_neurons(results: pd.DataFrame, *, method: str = "mean_diff", metric: str = "f1") -> pd.DataFrame:
-    """Per (task, layer): the neuron a 1-sparse probe of ``method`` picks, with its validation and test scores.
+def best_single_neurons(results: pd.DataFrame, *, method: str | None = None, metric: str = "f1") -> pd.DataFrame:
+    """Per (task, layer): the neuron of the 1-sparse probe of ``method``, with its validation and test scores.
 
-    The neuron is chosen on the training rows; its test F1 and bootstrap CI are the honest report.
+    ``method=None`` takes ``"single_neuron"`` (the exhaustive search: every neuron's threshold fitted on train, the
+    neuron chosen on validation ROC-AUC) when the sweep ran it, else ``"mean_diff"`` (the top neuron by mean
+    difference, chosen on train). Columns: model, feature, layer, neuron, the ``{metric}_*`` and ``roc_auc_*``
+    scores; the test scores and their bootstrap CI are the honest report.
     """
+    if method is None:
+        method = "single_neuron" if (results["method"] == "single_neuron").any() else "mean_diff"
     rows = results[(results["method"] == method) & (results["k"] == 1)].copy()
     if rows.empty:
         raise ValueError(f"no k=1 rows for method {method!r}: run the sweep with ks including 1.")
     rows["neuron"] = [int(np.asarray(s)[0]) for s in rows["support"]]
     keep = [c for c in ("model", "feature", "layer", "neuron") if c in rows.columns]
     keep += [c for c in rows.columns if c.startswith(f"{metric}_")]
+    keep += [c for c in rows.columns if c.startswith("roc_auc_") and c not in keep]
     return rows[keep].reset_index(drop=True)
 
 
-def best_layer(table: pd.DataFrame, *, by: Sequence[str] = ("feature",), metric: str = "f1_val") -> pd.DataFrame:
-    """For each group of ``by``, the row (layer, neuron) with the best validation score: choose on val, report test."""
-    ordered = table.sort_values([*by, metric, "layer"], ascending=[True] * len(by) + [False, True], kind="stable")
-    return ordered.groupby(list(by), sort=True).head(1).reset_index(drop=True)
+def best_layer(table: pd.DataFrame, *, by: Sequence[str] = ("feature",), metric: str | None = None) -> pd.DataFrame:
+    """For each group of ``by``, the row (layer, neuron) with the best validation score: choose on val, report test.
+
+    ``metric=None`` uses the continuous ``roc_auc_val`` when the table has it (ties by ``f1_val``), else
+    ``f1_val``; remaining ties go to the earlier layer. ``n_tied`` and ``tied_layer`` list the layers that tied on
+    the metric: with a small validation set F1 ties at 1.0 over many layers, and "the best layer is early" would
+    only restate the tie-break.
+    """
+    from .probes import select_best
+
+    if metric is None:
+        metric = "roc_auc_val" if "roc_auc_val" in table.columns else "f1_val"
+    then = [("f1_val", False)] if metric != "f1_val" and "f1_val" in table.columns else []
+    return select_best(table, by, metric, then=[*then, ("layer", True)], tied="layer")
 
 
 def pruning_curve(

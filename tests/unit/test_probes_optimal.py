@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 from sparse_probing.probes import (
+    CANDIDATE_RANKERS,
+    GAMMA_GRID,
     OptimalSparseProbe,
     ProbeInputError,
     SolveInfo,
@@ -17,8 +19,11 @@ from sparse_probing.probes import (
     gurobi_available,
     mean_difference,
     optimal_sparse_path,
+    rank_for_candidates,
 )
 from sparse_probing.probes import optimal as osp
+from sparse_probing.probes.synthetic import make_joint_block, support_recovery
+from sparse_probing.splits import grouped_split
 
 SOLVERS = ["highs", pytest.param("gurobi", marks=pytest.mark.skipif(not gurobi_available(), reason="no gurobipy"))]
 GAP = 1e-6
@@ -46,21 +51,35 @@ def assert_matches_brute_force(fit, ranked: list[tuple[float, tuple[int, ...]]])
 
 
 @pytest.mark.parametrize("solver", SOLVERS)
-@pytest.mark.parametrize("feature_scale", [0.1, 1.0])
-def test_mio_equals_brute_force(solver: str, feature_scale: float) -> None:
+@pytest.mark.parametrize(
+    ("feature_scale", "multiple"),
+    [(0.1, 1.0), (1.0, 0.1), (1.0, 10.0)],
+    ids=["paper", "strong-ridge", "weak-ridge"],
+)
+def test_mio_equals_brute_force(solver: str, feature_scale: float, multiple: float) -> None:
+    differs_from_ranking = []
     for seed in range(3):
         X, y = instance(seed)
+        gamma = multiple / math.sqrt(X.shape[0])
         ks = (1, 3) if seed == 0 else (1, 2, 3)  # (1, 3): the warm start from k=3 must drop two neurons
         fits = optimal_sparse_path(
-            X, y, ks, n_candidates=X.shape[1], solver=solver, feature_scale=feature_scale, mip_gap=GAP
+            X, y, ks, n_candidates=X.shape[1], solver=solver, feature_scale=feature_scale, gamma=gamma, mip_gap=GAP
         )
         assert [f.k for f in fits] == list(ks)
+        md_order = np.argsort(-mean_difference(X, y), kind="stable")
         for fit in fits:
             assert fit.support.size == fit.k
-            ranked = brute_force_sparse_svm(X, y, fit.k, feature_scale=feature_scale)
+            ranked = brute_force_sparse_svm(X, y, fit.k, feature_scale=feature_scale, gamma=gamma)
             assert len(ranked) == math.comb(X.shape[1], fit.k)
             assert_matches_brute_force(fit, ranked)
-            assert fit.info["solver"] == solver
+            assert fit.info["solver"] == solver and fit.info["gamma"] == pytest.approx(gamma)
+            is_ranking = set(fit.support.tolist()) == set(md_order[: fit.k].tolist())
+            assert fit.info["equals_mean_diff_topk"] == is_ranking
+            differs_from_ranking.append(not is_ranking)
+    if multiple == 10.0:  # with a weak ridge the optimum is not the mean-difference ranking
+        assert any(differs_from_ranking)
+    if feature_scale == 0.1:  # the paper's setting: separable, the optimum is the ranking
+        assert not any(differs_from_ranking)
 
 
 def check_solvers_agree(seeds: range, n: int, d: int, ks: tuple[int, ...]) -> None:
@@ -110,7 +129,9 @@ def test_objective_bounds_and_cuts_are_valid() -> None:
 def test_time_limit_is_never_reported_as_optimal(solver: str) -> None:
     X, y = instance(11, n=400, d=40)
     with pytest.warns(RuntimeWarning, match="optimality not proven"):
-        fits = optimal_sparse_path(X, y, (6,), n_candidates=40, solver=solver, feature_scale=1.0, time_limit=0.05)
+        fits = optimal_sparse_path(
+            X, y, (6,), n_candidates=40, solver=solver, gamma=10 / math.sqrt(400), time_limit=0.05
+        )
     (fit,) = fits
     info = SolveInfo(**fit.info)
     assert not info.proven_optimal
@@ -148,22 +169,42 @@ def test_licence_refusal_falls_back_to_highs(monkeypatch: pytest.MonkeyPatch) ->
 
     monkeypatch.setattr(osp, "_solve_gurobi", refuse)
     X, y = instance(6)
-    (fit,) = optimal_sparse_path(X, y, (3,), solver="gurobi", mip_gap=GAP)
+    (fit,) = optimal_sparse_path(X, y, (3,), solver="gurobi", gamma=None, mip_gap=GAP)
     assert fit.info["solver"] == "highs" and "fell back to HiGHS" in fit.info["note"]
     assert_matches_brute_force(fit, brute_force_sparse_svm(X, y, 3))
 
 
-def test_prefilter_and_descending_warm_start() -> None:
+def test_candidate_union_and_descending_warm_start() -> None:
     X, y = instance(9, n=300, d=80)
-    fits = optimal_sparse_path(X, y, n_candidates=20, solver="highs")
+    fits = optimal_sparse_path(X, y, n_candidates=20, solver="highs", gamma=None, feature_scale=0.1)
     assert [f.k for f in fits] == list(range(1, 9))
-    candidates = set(np.argsort(-mean_difference(X, y))[:20].tolist())
+    candidates = set(fits[0].info["candidates"])
+    assert len(candidates) == 20 and fits[0].info["candidate_rankers"] == CANDIDATE_RANKERS
+    heuristics = rank_for_candidates(X, y, range(1, 9))
     for fit in fits:
         assert set(fit.support.tolist()) <= candidates
         assert fit.info["n_candidates"] == 20
         assert fit.info["proven_optimal"]
+        for support in heuristics.supports(fit.k).values():  # every ranker's top k is a candidate (and a warm start)
+            assert set(support.tolist()) <= candidates
+        assert fit.info["objective"] <= fit.info["warm_start_objective"] + 1e-9
     objectives = [f.info["objective"] for f in fits]
     assert all(a >= b - 1e-9 * abs(a) for a, b in itertools.pairwise(objectives))  # more neurons never hurt
+
+
+def test_planted_joint_block_recovered_at_validated_gamma() -> None:
+    data = make_joint_block(n=1000, d=60, n_distractors=8, random_state=0)
+    split = grouped_split(data.groups, data.y, random_state=0)
+    X, y = data.X[split.train], data.y[split.train]
+    validation = (data.X[split.val], data.y[split.val])
+    (paper,) = optimal_sparse_path(X, y, (4,), n_candidates=12, solver="highs", gamma=None, feature_scale=0.1)
+    assert paper.info["equals_mean_diff_topk"]  # the paper's setting returns the ranking: the distractors
+    assert support_recovery(paper.support, data.planted)[1] <= 0.25
+    (fit,) = optimal_sparse_path(X, y, (4,), n_candidates=12, solver="highs", validation=validation)
+    assert fit.info["gamma_source"] == "validated" and fit.info["gamma_multiple"] > 0.01
+    assert set(fit.info["gamma_scores"]) == set(GAMMA_GRID)
+    assert fit.info["proven_optimal"] and not fit.info["equals_mean_diff_topk"]
+    assert set(fit.support.tolist()) == set(data.planted.tolist())
 
 
 def test_estimator_and_bad_input() -> None:

@@ -24,8 +24,9 @@ SPECS = [
     ProbeSpec("mean_diff", ks=(1, 2, 4)),
     ProbeSpec("telescopic", ks=(1, 2, 4), params={"n_start": 32}),
     ProbeSpec("optimal", ks=(1, 2), params={"n_candidates": 10, "solver": "highs"}),
+    ProbeSpec("single_neuron"),
     ProbeSpec("dense"),
-    ProbeSpec("random_basis", ks=(1, 2)),
+    ProbeSpec("random_basis", ks=(1, 2), params={"n_rotations": 3}),
     ProbeSpec("control", ks=(1, 2)),
 ]
 
@@ -33,16 +34,29 @@ SPECS = [
 def test_sweep_table(problem) -> None:
     activations, labels, split, groups = problem
     df = run_sweep(activations, labels, split, SPECS, groups=groups, n_boot=50, progress=False)
-    per_task = {"mean_diff": 3, "telescopic": 3, "optimal": 2, "dense": 1, "random_basis": 2, "control": 2}
+    per_task = {
+        "mean_diff": 3,
+        "telescopic": 3,
+        "optimal": 2,
+        "single_neuron": 1,
+        "dense": 1,
+        "random_basis": 2,
+        "control": 2,
+    }
     assert len(df) == 2 * 2 * sum(per_task.values())
     counts = df.groupby(["feature", "layer", "method"]).size()
     for (_, _, method), n in counts.items():
         assert n == per_task[method]
-    for col in ("f1_val", "f1_test", "mcc_test", "pr_auc_test", "precision_val", "recall_val", "support", "fit_time"):
+    for col in ("f1_val", "f1_test", "mcc_test", "pr_auc_test", "roc_auc_val", "roc_auc_test", "support", "fit_time"):
         assert col in df.columns
     assert (df["f1_test_low"] <= df["f1_test"] + 1e-12).all() and (df["f1_test"] <= df["f1_test_high"] + 1e-12).all()
     osp = df[df["method"] == "optimal"]
     assert osp["osp_proven_optimal"].all() and set(osp["osp_solver"]) == {"highs"}
+    assert set(osp["osp_gamma_source"]) == {"validated"}  # gamma chosen on the sweep's validation rows
+    rotated = df[df["method"] == "random_basis"]
+    assert (rotated["n_rotations"] == 3).all() and (rotated["f1_test_sd"] >= 0).all()
+    single = df[df["method"] == "single_neuron"]
+    assert (single["k"] == 1).all() and (single["roc_auc_test"] > 0.8).all()
     assert (df[df["method"] == "dense"]["k"] == 64).all()
     # the NaN rows of "maybe" are excluded from training
     assert (df[df["feature"] == "maybe"]["n_train"] < df[df["feature"] == "feat"]["n_train"].max()).all()
@@ -73,19 +87,22 @@ def test_failed_task_is_reported(problem) -> None:
     assert df[df["feature"] == "feat"]["error"].isna().all()
 
 
-def test_select_on_validation_ignores_test() -> None:
+def test_select_on_validation_ignores_test_and_reports_ties() -> None:
     df = pd.DataFrame(
         {
-            "feature": ["a"] * 3,
-            "layer": [0] * 3,
-            "method": ["m"] * 3,
-            "k": [1, 2, 3],
-            "f1_val": [0.5, 0.9, 0.9],
-            "f1_test": [0.99, 0.1, 0.2],
+            "feature": ["a"] * 4,
+            "layer": [0] * 4,
+            "method": ["m"] * 4,
+            "k": [1, 2, 3, 4],
+            "f1_val": [1.0, 1.0, 0.9, 1.0],
+            "roc_auc_val": [0.97, 0.99, 0.995, 0.99],
+            "f1_test": [0.99, 0.1, 0.2, 0.3],
         }
     )
-    best = select_on_validation(df)
-    assert best["k"].tolist() == [2]  # best validation F1, smaller k on ties; test F1 plays no role
+    best = select_on_validation(df)  # by the continuous score, not the tied F1
+    assert best["k"].tolist() == [3] and best["n_tied"].tolist() == [1]
+    by_f1 = select_on_validation(df, metric="f1")  # F1 ties at 1.0 for k = 1, 2, 4: the smaller k, ties reported
+    assert by_f1["k"].tolist() == [1] and by_f1["n_tied"].tolist() == [3] and by_f1["tied_k"].tolist() == [(1, 2, 4)]
     with pytest.raises(ProbeInputError, match="mcc_val"):
         select_on_validation(df, metric="mcc")
 

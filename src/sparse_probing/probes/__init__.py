@@ -8,6 +8,8 @@ Everything works on plain arrays: activations ``X`` of shape (N examples, D neur
   (adaptive-thresholding) sweep (:class:`TelescopicProbe`, :func:`telescopic_path`).
 * :mod:`.optimal` - optimal sparse probing by mixed-integer outer approximation (Bertsimas, Pauphilet & Van Parys),
   with Gurobi or HiGHS (:class:`OptimalSparseProbe`, :func:`optimal_sparse_path`).
+* :mod:`.single` - the exhaustively searched best single neuron (:class:`SingleNeuronProbe`,
+  :func:`best_single_neuron`).
 * :mod:`.baselines` - dense probe, random orthogonal basis, shuffled-label control.
 * :mod:`.pruning` - iterative pruning of the best neuron.
 * :mod:`.sweep` - (feature x layer x method x k) sweeps as tidy tables; selection on validation data.
@@ -29,22 +31,40 @@ from .baselines import (
     shuffled_labels,
 )
 from .optimal import (
+    CANDIDATE_RANKERS,
+    GAMMA_GRID,
     SOLVERS,
     OptimalSparseProbe,
     SolveInfo,
     SparseSVMObjective,
     brute_force_sparse_svm,
+    candidate_union,
     gurobi_available,
     optimal_sparse_path,
+    rank_for_candidates,
+    validate_gamma,
 )
 from .pruning import iterative_pruning
 from .ranking import RANKERS, NeuronRanker, mean_difference, rank_neurons, score_neurons
+from .single import SingleNeuronProbe, best_single_neuron, single_neuron_table
 from .sparse import SparseProbe, TelescopicProbe, telescopic_path, top_k_path
-from .sweep import METHODS, ProbeSpec, fit_method, run_sweep, select_on_validation, selectivity
+from .sweep import (
+    METHODS,
+    N_ROTATIONS,
+    ProbeSpec,
+    fit_method,
+    run_sweep,
+    select_best,
+    select_on_validation,
+    selectivity,
+)
 
 __all__ = [
+    "CANDIDATE_RANKERS",
+    "GAMMA_GRID",
     "K_GRID",
     "METHODS",
+    "N_ROTATIONS",
     "OSP_K_GRID",
     "RANKERS",
     "SOLVERS",
@@ -56,12 +76,15 @@ __all__ = [
     "ProbeSpec",
     "RandomRotation",
     "ShuffledLabelProbe",
+    "SingleNeuronProbe",
     "SolveInfo",
     "SparseFit",
     "SparseProbe",
     "SparseSVMObjective",
     "TelescopicProbe",
+    "best_single_neuron",
     "brute_force_sparse_svm",
+    "candidate_union",
     "control_selectivity",
     "fit_dense",
     "fit_method",
@@ -70,12 +93,16 @@ __all__ = [
     "mean_difference",
     "optimal_sparse_path",
     "random_orthogonal",
+    "rank_for_candidates",
     "rank_neurons",
     "run_sweep",
     "score_neurons",
+    "select_best",
     "select_on_validation",
     "selectivity",
     "shuffled_labels",
+    "single_neuron_table",
     "telescopic_path",
     "top_k_path",
+    "validate_gamma",
 ]

@@ -16,6 +16,10 @@ classifier on the top k. The rankers of the paper:
     Estimated mutual information between a neuron and the label (``mutual_info_classif``, k-NN estimator).
 ``l1``
     ``|coef|`` of an L1-penalized, class-balanced logistic regression on standardized neurons.
+``l1_path``
+    The order in which neurons enter the L1 regularization path of a class-balanced logistic regression on
+    standardized neurons (from the smallest C with a non-zero coefficient upwards; ties by |coef| at the end of the
+    path). A neuron that only helps jointly with others enters once they are in, which a univariate ranker misses.
 ``svm``
     ``|coef|`` of a class-balanced linear SVM (L2 penalty, hinge loss) on standardized neurons.
 ``random``
@@ -46,7 +50,7 @@ from ._base import (
     validate_fit_data,
 )
 
-RANKERS: tuple[str, ...] = ("mean_diff", "f_stat", "mutual_info", "l1", "svm", "random")
+RANKERS: tuple[str, ...] = ("mean_diff", "f_stat", "mutual_info", "l1", "l1_path", "svm", "random")
 """Names accepted by :func:`score_neurons`, :func:`rank_neurons` and :class:`NeuronRanker`."""
 
 DEFAULT_RANKER_C: dict[str, float] = {"l1": 0.1, "svm": 0.01}
@@ -96,6 +100,8 @@ def _scores(
         rng = check_random_state(random_state)
         return rng.permutation(X_ND.shape[1]).astype(np.float64), mean_diff_D
     Z_ND, _, _ = standardize(X_ND)
+    if method == "l1_path":
+        return l1_path_scores(Z_ND, y_N), mean_diff_D
     C = DEFAULT_RANKER_C[method] if C is None else float(C)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -107,6 +113,36 @@ def _scores(
             model = LinearSVC(C=C, class_weight="balanced", dual=True, max_iter=5000, random_state=0)
         model.fit(Z_ND, y_N)
     return np.abs(model.coef_[0]).astype(np.float64), mean_diff_D
+
+
+L1_PATH_STEPS = 12
+"""Values of C on the L1 path of the ``l1_path`` ranker (log-spaced over 2.5 decades from the first entry)."""
+
+
+def l1_path_scores(Z_ND: np.ndarray, y_N: np.ndarray, n_steps: int = L1_PATH_STEPS) -> np.ndarray:
+    """Entry order on the L1 logistic-regression path of standardized neurons ``Z_ND`` (higher = entered earlier).
+
+    The score is ``n_steps - i`` for a neuron that first gets a non-zero coefficient at the i-th C, plus a fraction
+    below 1 that orders neurons entering together by their |coef| at the end of the path; 0 for neurons that never
+    enter.
+    """
+    from sklearn.svm import l1_min_c
+
+    c_start = 0.5 * float(l1_min_c(Z_ND, y_N, loss="log"))
+    Cs = c_start * np.logspace(0.0, 2.5, n_steps)
+    D = Z_ND.shape[1]
+    entry_D = np.full(D, n_steps)
+    coef_D = np.zeros(D)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for i, C in enumerate(Cs):
+            model = LogisticRegression(
+                C=C, l1_ratio=1.0, solver="liblinear", class_weight="balanced", max_iter=1000, random_state=0
+            ).fit(Z_ND, y_N)
+            coef_D = np.abs(model.coef_[0])
+            entry_D[(coef_D > 0) & (entry_D == n_steps)] = i
+    tail_D = coef_D / (1.0 + coef_D.max()) if coef_D.max() > 0 else coef_D
+    return np.where(entry_D < n_steps, (n_steps - entry_D) + tail_D, 0.0).astype(np.float64)
 
 
 def _order(score_D: np.ndarray, tie_D: np.ndarray) -> np.ndarray:

@@ -3,8 +3,10 @@
 A sweep is the unit of work of the study (Gurnee et al. 2023 run every method over every feature, layer and k).
 Each (feature, layer, method) task fits the method's whole k path at once (rankings, warm starts and cuts are
 shared across k) and scores every k on the validation and test rows; tasks run in parallel with joblib. Model
-selection happens afterwards on validation scores only (:func:`select_on_validation`); test scores are reported
-for the selected rows, with bootstrap intervals over documents when groups are given.
+selection happens afterwards on validation scores only (:func:`select_on_validation`, by validation ROC-AUC, a
+continuous score that rarely ties, with the tie set reported); test F1 and ROC-AUC are reported for the selected
+rows, with bootstrap intervals over documents when groups are given. Methods that choose hyperparameters
+(``optimal`` with its validated gamma, ``single_neuron``) receive the validation rows.
 
 Methods (``ProbeSpec.method``):
 
@@ -12,8 +14,12 @@ Methods (``ProbeSpec.method``):
   regression (:func:`~sparse_probing.probes.top_k_path`);
 * ``telescopic``: :func:`~sparse_probing.probes.telescopic_path`;
 * ``optimal``: :func:`~sparse_probing.probes.optimal_sparse_path` (k = 1..8 by default);
+* ``single_neuron``: the exhaustively searched best single neuron (every neuron's threshold fitted on train, the
+  neuron chosen on validation; :func:`~sparse_probing.probes.best_single_neuron`; one row, k = 1);
 * ``dense``: the dense L2 probe on all neurons (one row, k = D);
-* ``random_basis``: the ``base`` method (default ``mean_diff``) after a Haar-random rotation of the neurons;
+* ``random_basis``: the ``base`` method (default ``mean_diff``) after Haar-random rotations of the neurons: the
+  metrics are averaged over ``n_rotations`` seeded rotations (default 5; ``params={"n_rotations": ...}``), with
+  their standard deviation in ``f1_test_sd``;
 * ``control``: the ``base`` method trained on shuffled training labels (score it against the real labels; the
   selectivity is real F1 minus control F1, see :func:`selectivity`).
 
@@ -26,6 +32,7 @@ Choosing regularization is choosing among specs: give each value its own labelle
 
 from __future__ import annotations
 
+import functools
 import time
 import warnings
 from collections.abc import Hashable, Mapping, Sequence
@@ -43,9 +50,13 @@ from ._base import K_GRID, OSP_K_GRID, ProbeInputError, SparseFit
 from .baselines import fit_dense, random_orthogonal, shuffled_labels
 from .optimal import optimal_sparse_path
 from .ranking import RANKERS
+from .single import best_single_neuron
 from .sparse import telescopic_path, top_k_path
 
-METHODS: tuple[str, ...] = (*RANKERS, "telescopic", "optimal", "dense", "random_basis", "control")
+METHODS: tuple[str, ...] = (*RANKERS, "telescopic", "optimal", "single_neuron", "dense", "random_basis", "control")
+
+N_ROTATIONS = 5
+"""Haar-random rotations averaged by the ``random_basis`` method (seeds ``random_state, random_state + 1, ...``)."""
 """Method names accepted by :class:`ProbeSpec`."""
 
 
@@ -81,6 +92,8 @@ class ProbeSpec:
     @property
     def default_ks(self) -> tuple[int, ...]:
         method = self.params.get("base", "mean_diff") if self.method in ("random_basis", "control") else self.method
+        if method == "single_neuron":
+            return (1,)
         return OSP_K_GRID if method == "optimal" else K_GRID
 
 
@@ -95,12 +108,16 @@ def fit_method(
     ks: Sequence[int] | None = None,
     *,
     random_state: int = 0,
+    validation: tuple[np.ndarray, np.ndarray] | None = None,
     **params: Any,
 ) -> list[SparseFit]:
-    """Fit one plain method's path (a ranker, ``telescopic``, ``optimal`` or ``dense``) on 0/1 labels.
+    """Fit one plain method's path (a ranker, ``telescopic``, ``optimal``, ``single_neuron`` or ``dense``) on 0/1
+    labels.
 
     ``ks=None`` means the method's default grid, silently limited to the number of neurons; explicit ``ks`` larger
-    than that are clipped with a :class:`~sparse_probing.probes.KClippedWarning`.
+    than that are clipped with a :class:`~sparse_probing.probes.KClippedWarning`. ``validation=(X_val, y_val)``
+    is used by the methods that choose on validation data (``optimal`` chooses its gamma there, ``single_neuron``
+    its neuron); the others ignore it.
     """
     D = np.shape(X_train)[1]
 
@@ -118,12 +135,23 @@ def fit_method(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # unproven solves are flagged in the table
             return optimal_sparse_path(
-                X_train, y_train, default(OSP_K_GRID) if ks is None else ks, random_state=random_state, **params
+                X_train,
+                y_train,
+                default(OSP_K_GRID) if ks is None else ks,
+                random_state=random_state,
+                validation=validation,
+                **params,
             )
+    if method == "single_neuron":
+        if ks is not None and tuple(ks) != (1,):
+            raise ProbeInputError(f"single_neuron fits k=1 only, got ks={tuple(ks)}.")
+        X_val, y_val = (None, None) if validation is None else validation
+        return [best_single_neuron(X_train, y_train, X_val, y_val, **params)]
     if method == "dense":
         return [fit_dense(np.asarray(X_train, dtype=np.float64), np.asarray(y_train).astype(np.int64), **params)]
     raise ProbeInputError(
-        f"fit_method takes a plain method, got {method!r}; plain methods: {(*RANKERS, 'telescopic', 'optimal', 'dense')}."
+        f"fit_method takes a plain method, got {method!r}; plain methods: "
+        f"{(*RANKERS, 'telescopic', 'optimal', 'single_neuron', 'dense')}."
     )
 
 
@@ -152,7 +180,54 @@ def _score(fit: SparseFit, X_ND: np.ndarray, y_N: np.ndarray, suffix: str) -> di
     return {f"{m}_{suffix}": v for m, v in binary_metrics(y_N, (score_N > 0).astype(int), score_N).items()}
 
 
-_OSP_FIELDS = ("solver", "status", "proven_optimal", "objective", "best_bound", "mip_gap", "wall_time")
+_OSP_FIELDS = (
+    "solver",
+    "status",
+    "proven_optimal",
+    "objective",
+    "best_bound",
+    "mip_gap",
+    "wall_time",
+    "gamma",
+    "gamma_multiple",
+    "gamma_source",
+    "n_candidates",
+    "warm_start",
+    "equals_mean_diff_topk",
+)
+
+
+def _fit_and_score(
+    spec: ProbeSpec,
+    parts: dict[str, tuple[np.ndarray, np.ndarray]],
+    rotation_seed: int | None,
+) -> list[tuple[SparseFit, dict[str, float], np.ndarray | None]]:
+    """Fit one spec (in one rotated basis when ``rotation_seed`` is given); score every k on val and test."""
+    if rotation_seed is not None:
+        rotation_DD = _rotation(parts["train"][0].shape[1], rotation_seed)
+        parts = {name: (X @ rotation_DD, y) for name, (X, y) in parts.items()}
+    X_tr, y_tr = parts["train"]
+    method, params = spec.method, dict(spec.params)
+    params.pop("n_rotations", None)
+    if method in ("random_basis", "control"):
+        method = params.pop("base", "mean_diff")
+    y_fit = shuffled_labels(y_tr, spec.random_state) if spec.method == "control" else y_tr
+    validation = parts["val"] if parts["val"][1].size and np.unique(parts["val"][1]).size == 2 else None
+    fits = fit_method(method, X_tr, y_fit, spec.ks, random_state=spec.random_state, validation=validation, **params)
+    out = []
+    for fit in fits:
+        scores: dict[str, float] = {}
+        for name in ("val", "test"):
+            X, y = parts[name]
+            scores.update(_score(fit, X, y, name))
+        test_score = fit.decision_function(parts["test"][0]) if parts["test"][1].size else None
+        out.append((fit, scores, test_score))
+    return out
+
+
+@functools.lru_cache(maxsize=8)
+def _rotation(n: int, seed: int) -> np.ndarray:
+    return random_orthogonal(n, seed).astype(np.float32)
 
 
 def _run_task(
@@ -169,43 +244,54 @@ def _run_task(
     base = {"feature": feature, "layer": layer, "method": spec.label, "params": repr(dict(spec.params))}
     try:
         parts = {name: (np.asarray(X_all[idx], dtype=np.float32), y_all[idx]) for name, idx in rows.items()}
-        X_tr, y_tr = parts["train"]
+        y_tr = parts["train"][1]
         if np.unique(y_tr).size < 2:
             raise ProbeInputError(f"the training rows of feature {feature!r} contain a single class")
-        method, params = spec.method, dict(spec.params)
-        if method == "random_basis":
-            rotation_DD = random_orthogonal(X_tr.shape[1], spec.random_state).astype(np.float32)
-            parts = {name: (X @ rotation_DD, y) for name, (X, y) in parts.items()}
-            X_tr = parts["train"][0]
-        if method in ("random_basis", "control"):
-            method = params.pop("base", "mean_diff")
-        if spec.method == "control":
-            y_fit = shuffled_labels(y_tr, spec.random_state)
+        if spec.method == "random_basis":
+            n_rot = int(spec.params.get("n_rotations", N_ROTATIONS))
+            if n_rot < 1:
+                raise ProbeInputError(f"n_rotations must be at least 1, got {n_rot}.")
+            runs = [_fit_and_score(spec, parts, spec.random_state + r) for r in range(n_rot)]
         else:
-            y_fit = y_tr
-        fits = fit_method(method, X_tr, y_fit, spec.ks, random_state=spec.random_state, **params)
+            runs = [_fit_and_score(spec, parts, None)]
     except Exception as err:  # one failing task must not sink a whole sweep; the error is in the table
         return [{**base, "error": f"{type(err).__name__}: {err}", "task_time": time.perf_counter() - t0}]
     out = []
-    for fit in fits:
+    y_test = parts["test"][1]
+    for i, (fit, scores, test_score) in enumerate(runs[0]):
+        per_run = [run[i] for run in runs]
         row: dict[str, Any] = {
             **base,
             "k": fit.k,
-            "support": tuple(int(j) for j in fit.support),
+            "support": tuple(int(j) for j in fit.support) if len(runs) == 1 else (),
             "n_train": int(y_tr.size),
             "n_pos_train": int(y_tr.sum()),
-            "fit_time": fit.fit_time,
+            "fit_time": float(np.sum([f.fit_time for f, _, _ in per_run])),
         }
-        for name in ("val", "test"):
-            X, y = parts[name]
-            row.update(_score(fit, X, y, name))
-        if n_boot > 0 and parts["test"][1].size:
-            X, y = parts["test"]
-            score_N = fit.decision_function(X)
-            ci = bootstrap_ci(y, (score_N > 0).astype(int), groups=groups_test, n_boot=n_boot, random_state=0)
-            row["f1_test_low"], row["f1_test_high"] = float(ci["low"].iloc[0]), float(ci["high"].iloc[0])
+        for key in scores:
+            row[key] = float(np.mean([s[key] for _, s, _ in per_run]))
+        if len(runs) > 1:
+            row["n_rotations"] = len(runs)
+            row["f1_test_sd"] = float(np.std([s["f1_test"] for _, s, _ in per_run]))
+        if n_boot > 0 and test_score is not None:
+            if len(runs) == 1:
+                ci = bootstrap_ci(y_test, (test_score > 0).astype(int), groups=groups_test, n_boot=n_boot)
+                row["f1_test_low"], row["f1_test_high"] = float(ci["low"].iloc[0]), float(ci["high"].iloc[0])
+            else:  # the rotations' mean F1, resampling test documents (the same resamples for every rotation)
+                lows, highs = zip(
+                    *(
+                        bootstrap_ci(y_test, (ts > 0).astype(int), groups=groups_test, n_boot=n_boot)[["low", "high"]]
+                        .iloc[0]
+                        .tolist()
+                        for _, _, ts in per_run
+                    ),
+                    strict=True,
+                )
+                row["f1_test_low"], row["f1_test_high"] = float(np.mean(lows)), float(np.mean(highs))
         if fit.method == "optimal":
             row.update({f"osp_{f}": fit.info.get(f) for f in _OSP_FIELDS})
+        if fit.method == "single_neuron":
+            row["n_tied"] = fit.info.get("n_tied")
         out.append(row)
     task_time = time.perf_counter() - t0
     for row in out:
@@ -278,22 +364,58 @@ def run_sweep(
     return df
 
 
+def select_best(
+    df: pd.DataFrame,
+    by: Sequence[str],
+    column: str,
+    *,
+    then: Sequence[tuple[str, bool]] = (),
+    tied: str | None = None,
+    tol: float = 1e-9,
+) -> pd.DataFrame:
+    """For every group of ``by``, the row with the largest ``column``; ties broken by ``then`` (pairs of column
+    and ascending flag), then by row order.
+
+    Adds ``n_tied`` (rows within ``tol`` of the group's best ``column``) and, with ``tied``, ``tied_<tied>``: the
+    sorted values of that column over the tied rows (e.g. every layer that reaches the best score), so a reader sees
+    when the choice was a coin toss. Rows with an ``error`` or a NaN ``column`` are ignored.
+    """
+    if column not in df.columns:
+        raise ProbeInputError(f"{column!r} is not in the table (columns: {list(df.columns)[:12]} ...).")
+    ok = df[df[column].notna()] if "error" not in df.columns else df[df["error"].isna() & df[column].notna()]
+    ok = ok.reset_index(drop=True)
+    keys = list(by)
+    best = ok.groupby(keys, dropna=False)[column].transform("max")
+    tied_N = ok[column] >= best - tol
+    sort_cols = [*keys, column, *(c for c, _ in then)]
+    ascending = [True] * len(keys) + [False] + [a for _, a in then]
+    chosen = ok.sort_values(sort_cols, ascending=ascending, kind="stable").groupby(keys, dropna=False).head(1)
+    ties = ok[tied_N].groupby(keys, dropna=False)
+    n_tied = ties.size().rename("n_tied")
+    out = chosen.merge(n_tied.reset_index(), on=keys, how="left")
+    if tied is not None:
+        values = ties[tied].agg(lambda v: tuple(sorted(v.tolist()))).rename(f"tied_{tied}")
+        out = out.merge(values.reset_index(), on=keys, how="left")
+    return out.sort_values(keys, kind="stable").reset_index(drop=True)
+
+
 def select_on_validation(
     df: pd.DataFrame,
     *,
-    metric: str = "f1",
+    metric: str = "roc_auc",
     by: Sequence[str] = ("feature", "layer", "method"),
 ) -> pd.DataFrame:
-    """For every group, keep the row with the best validation ``metric`` (ties: the smaller k).
+    """For every group, keep the row with the best validation ``metric``; ties by validation F1, then the smaller k.
 
+    The default ``roc_auc`` is continuous: F1 on a small validation set ties across many k (or layers) at 1.0 and
+    would favour whatever the tie-break prefers. ``n_tied`` and ``tied_k`` report the rows that tied on ``metric``.
     Test columns of the returned rows are the honest report: nothing about them was used to choose the row.
     """
     column = f"{metric}_val"
     if column not in df.columns:
         raise ProbeInputError(f"{column!r} is not in the table; run the sweep with a validation split.")
-    ok = df[df[column].notna()] if "error" not in df.columns else df[df["error"].isna() & df[column].notna()]
-    ordered = ok.sort_values([*by, column, "k"], ascending=[True] * len(by) + [False, True], kind="stable")
-    return ordered.groupby(list(by), sort=True, dropna=False).head(1).reset_index(drop=True)
+    then = [("f1_val", False)] if metric != "f1" and "f1_val" in df.columns else []
+    return select_best(df, by, column, then=[*then, ("k", True)], tied="k")
 
 
 def selectivity(df: pd.DataFrame, *, method: str, control: str = "control", metric: str = "f1_test") -> pd.DataFrame:

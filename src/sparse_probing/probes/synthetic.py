@@ -100,3 +100,51 @@ def support_recovery(support: np.ndarray, planted: np.ndarray) -> tuple[float, f
     precision = hits / len(support_set) if support_set else 0.0
     recall = hits / len(planted_set) if planted_set else 0.0
     return precision, recall
+
+
+def make_joint_block(
+    n: int = 2000,
+    d: int = 1536,
+    *,
+    block_size: int = 4,
+    block_effect: float = 1.0,
+    shared_noise: float = 3.0,
+    n_distractors: int = 0,
+    distractor_effect: float = 0.6,
+    examples_per_doc: int = 4,
+    prevalence: float = 0.3,
+    random_state: int = 0,
+) -> PlantedData:
+    """A block of neurons that is informative only jointly, optionally beside stronger univariate distractors.
+
+    The block's neurons share a large noise component (``shared_noise`` standard deviations) and shift with the
+    label in alternating directions (``+block_effect, -block_effect, ...``): each neuron alone is weak (standardized
+    mean difference about ``block_effect / shared_noise``), but the signed sum of the block cancels the shared noise
+    and separates the classes far better. ``n_distractors`` further neurons shift by ``distractor_effect`` each,
+    independently: each is a better single neuron than any block member, and a ranking by mean difference picks
+    them first, although together they separate the classes worse than the block. ``planted`` holds the block;
+    the distractors are not in it. Activations are linear (no nonlinearity), documents as in :func:`make_planted`.
+    """
+    if block_size < 2 or block_size + n_distractors > d:
+        raise ProbeInputError(f"need 2 <= block_size and block_size + n_distractors <= d, got {block_size}, {d}.")
+    rng = np.random.default_rng(random_state)
+    n_docs = int(np.ceil(n / examples_per_doc))
+    groups_N = np.repeat(np.arange(n_docs), examples_per_doc)[:n]
+    y_docs = (rng.random(n_docs) < prevalence).astype(np.int64)
+    y_docs[0], y_docs[-1] = 1, 0
+    y_N = y_docs[groups_N]
+    X_ND = rng.standard_normal((n, d)).astype(np.float32)
+    chosen = rng.choice(d, size=block_size + n_distractors, replace=False)
+    block_B, distractors = np.sort(chosen[:block_size]), chosen[block_size:]
+    signs_B = np.where(np.arange(block_size) % 2 == 0, 1.0, -1.0).astype(np.float32)
+    shared_N = rng.standard_normal(n).astype(np.float32) * shared_noise
+    X_ND[:, block_B] += shared_N[:, None] + y_N[:, None] * (block_effect * signs_B)[None, :]
+    X_ND[:, distractors] += y_N[:, None].astype(np.float32) * distractor_effect
+    scale_D = np.exp(rng.normal(0.0, 0.5, size=d)).astype(np.float32)
+    return PlantedData(
+        X=(X_ND * scale_D).astype(np.float32),
+        y=y_N,
+        groups=groups_N,
+        planted=block_B,
+        effects=(block_effect * signs_B).astype(np.float32),
+    )
