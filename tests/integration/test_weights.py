@@ -70,7 +70,9 @@ def test_folded_layernorm_reproduces_the_pre_activation(tiny_model):
         stats = weights.mlp_input_stats(tiny_model)
         x = torch.randn(5, ln.weight.numel(), dtype=torch.float64)
         x_hat = (x - x.mean(-1, keepdim=True)) / torch.sqrt(x.var(-1, unbiased=False, keepdim=True) + ln.eps)
-        d = {k: v.detach().double() for k, v in (("g", ln.weight), ("beta", ln.bias), ("W", lin.weight), ("b", lin.bias))}
+        d = {
+            k: v.detach().double() for k, v in (("g", ln.weight), ("beta", ln.bias), ("W", lin.weight), ("b", lin.bias))
+        }
         normed = torch.nn.functional.layer_norm(x, (x.shape[-1],), d["g"], d["beta"], ln.eps)
         expected = torch.nn.functional.linear(normed, d["W"], d["b"]).numpy()
         p = weights.mlp_input_weights(tiny_model)[1]
@@ -134,3 +136,19 @@ def test_sites_sparsity_and_basis_comparison(tiny_llama):
     np.testing.assert_allclose(table["diff"], table["f1_neurons"] - table["f1_rotated"])
     with pytest.raises(ValueError, match="out of range"):
         weights.mlp_sites(tiny_llama, TEXTS, layers=[5])
+
+
+@pytest.mark.slow
+def test_smollm2_hook_post_is_silu_gate_times_up():
+    from sparse_probing.models import load_model
+
+    lm = load_model("smollm2-135m")
+    names = [f"blocks.2.mlp.{n}" for n in ("hook_post", "gate.hook_out", "in.hook_out", "out.hook_in")]
+    ids = lm.tokenizer("The Eiffel Tower is located in Paris.", return_tensors="pt")["input_ids"]
+    with torch.inference_mode():
+        _, cache = lm.bridge.run_with_cache(ids, names_filter=names)
+    post, gate, up, down_in = (cache[n] for n in names)
+    torch.testing.assert_close(post, torch.nn.functional.silu(gate) * up, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(post, down_in)
+    stats = weights.mlp_input_stats(lm)
+    assert not weights.has_input_bias(stats) and stats["w_gate_norm"].notna().all()

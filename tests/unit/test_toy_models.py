@@ -47,6 +47,8 @@ def test_ground_truth_of_a_wide_toy(wide):
     assert len(dedicated) >= 3
     assert (truth.neurons.loc[dedicated["dedicated_neuron"], "n_features"] == 1).all()
     assert not f.loc[f["status"] == "absent", "represented"].any()
+    assert f.loc[f["status"] == "dedicated", "feature_dedicated"].all()  # dedicated to a half: also to its feature
+    assert not f.loc[~f["represented"], "feature_dedicated"].any()
     s = truth.summary
     assert s["n_dedicated"] + s["n_superposed"] + s["n_absent"] == 2 * WIDE.n_features
 

@@ -195,10 +195,13 @@ class GroundTruth:
     features: pd.DataFrame
     """Per half-feature: ``half`` (index), ``feature``, ``sign`` (+1/-1), ``importance``, ``output`` (the model's
     |x_i| estimate for it alone at 1), ``represented``, ``n_neurons`` (neurons that carry it), ``dedicated_neuron``
-    (a neuron that carries it and nothing else, or -1), ``best_neuron`` (largest |response|), and ``status``:
+    (a neuron that carries it and nothing else, or -1), ``feature_dedicated`` (a neuron carries it and only
+    half-features of the same feature: monosemantic at the level of features, as a gated neuron computing ``|x_i|``
+    is), ``best_neuron`` (largest |response|), and ``status``:
     "dedicated", "superposed" (represented, no dedicated neuron) or "absent" (see :func:`ground_truth`)."""
     neurons: pd.DataFrame
     """Per neuron: ``neuron``, ``n_features`` (represented half-features it carries: its polysemanticity),
+    ``n_source_features`` (distinct features among them),
     ``participation`` (effective number of half-features, (sum |r|)^2 / sum r^2 over represented ones),
     ``top_share`` (share of the response mass on its top half-feature)."""
 
@@ -210,6 +213,7 @@ class GroundTruth:
             "n_dedicated": int((f["status"] == "dedicated").sum()),
             "n_superposed": int((f["status"] == "superposed").sum()),
             "n_absent": int((f["status"] == "absent").sum()),
+            "n_feature_dedicated": int(f["feature_dedicated"].sum()),
             "mean_neuron_features": float(self.neurons["n_features"].mean()),
             "mean_participation": float(self.neurons["participation"].mean()),
         }
@@ -243,6 +247,10 @@ def ground_truth(model: ToyModel, *, represented_at: float = 0.5, relative: floa
         if dedicated_H[h] < 0 or abs_HM[h, j] > abs_HM[h, dedicated_H[h]]:
             dedicated_H[h] = j
     status_H = np.where(~represented_H, "absent", np.where(dedicated_H >= 0, "dedicated", "superposed"))
+    # feature level: a neuron whose carried half-features all belong to one feature (e.g. |x_i| in one gated neuron)
+    sources_M = np.array([len(set(feature_H[carries_HM[:, j]].tolist())) for j in range(M)])
+    one_feature_M = sources_M == 1
+    feature_dedicated_H = np.array([bool((carries_HM[h] & one_feature_M).any()) for h in range(H)]) & represented_H
     features = pd.DataFrame(
         {
             "half": np.arange(H),
@@ -253,6 +261,7 @@ def ground_truth(model: ToyModel, *, represented_at: float = 0.5, relative: floa
             "represented": represented_H,
             "n_neurons": carries_HM.sum(axis=1),
             "dedicated_neuron": dedicated_H,
+            "feature_dedicated": feature_dedicated_H,
             "best_neuron": abs_HM.argmax(axis=1),
             "status": status_H,
         }
@@ -263,6 +272,7 @@ def ground_truth(model: ToyModel, *, represented_at: float = 0.5, relative: floa
         {
             "neuron": np.arange(M),
             "n_features": n_features_M,
+            "n_source_features": sources_M,
             "participation": np.divide(col_mass_M**2, sq_M, out=np.zeros(M), where=sq_M > 0),
             "top_share": np.divide(col_max_M, col_mass_M, out=np.zeros(M), where=col_mass_M > 0),
         }
