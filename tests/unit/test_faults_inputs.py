@@ -39,3 +39,14 @@ def test_nan_labels_are_reported_as_labels():
     with pytest.raises(ProbeInputError, match="Labels must be known") as info:
         SparseProbe(k=1).fit(X, y)
     assert "Activations must be finite" not in str(info.value)
+
+
+def test_layer_count_of_a_model_directory_is_read_without_weights(tmp_path):
+    from sparse_probing.models import check_layers, layer_count
+
+    (tmp_path / "config.json").write_text('{"architectures": ["GPTNeoXForCausalLM"], "num_hidden_layers": 6}')
+    assert layer_count(str(tmp_path)) == 6
+    with pytest.raises(ValueError, match=r"layers 0\.\.5"):
+        check_layers(str(tmp_path), (2, 6))
+    (tmp_path / "config.json").write_text("{not json")
+    assert layer_count(str(tmp_path)) is None  # unknown before loading: the forward pass checks later
