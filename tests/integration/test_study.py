@@ -49,10 +49,10 @@ def test_probe_cache_and_best_neurons(tiny_model):
     best = study.best_single_neurons(df)
     assert len(best) == 4 and best["neuron"].between(0, 255).all()
     top = study.best_layer(best)
-    assert len(top) == 2  # one layer per task, chosen on validation F1
+    assert len(top) == 2  # one layer per task, chosen on validation ROC-AUC (ties reported)
     for _, row in top.iterrows():
         rows = best[best["feature"] == row["feature"]]
-        assert row["f1_val"] == rows["f1_val"].max()
+        assert row["roc_auc_val"] == rows["roc_auc_val"].max() and row["layer"] in row["tied_layer"]
     with pytest.raises(ValueError, match="k=1"):
         study.best_single_neurons(df[df["k"] == 2])
 

@@ -175,15 +175,18 @@ def _embedding_baseline(X_ND: Any, y: np.ndarray, rows: Mapping[str, np.ndarray]
     return max(scored, key=lambda r: np.nan_to_num(r.get("roc_auc_val", np.nan), nan=-np.inf))
 
 
-def embedding_cache(acts: Any, *, model: Any | None = None) -> Any:
+def embedding_cache(acts: Any, *, model: Any | None = None, dataset: Any | None = None) -> Any:
     """The cache entry of the embedding baseline: the same model, dataset and pooling as ``acts``, read at
-    ``blocks.0.hook_resid_pre`` (computed once, then reused)."""
+    ``blocks.0.hook_resid_pre`` (computed once, then reused). ``model`` and ``dataset`` are passed on to
+    :func:`~sparse_probing.activations.load_or_compute` (needed for a dataset that is not a shipped family)."""
     from ..activations import ActivationSpec, load_or_compute
 
     spec = dict(acts.meta["spec"])
     spec.update(site="hook_resid_pre", layers=(0,))
     fields = set(ActivationSpec.__dataclass_fields__)
-    return load_or_compute(ActivationSpec(**{k: v for k, v in spec.items() if k in fields}), model=model)
+    return load_or_compute(
+        ActivationSpec(**{k: v for k, v in spec.items() if k in fields}), model=model, dataset=dataset
+    )
 
 
 def surface_baselines(
