@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -189,6 +190,7 @@ class CachedActivations:
 
 
 # ---------------------------------------------------------------------------------------------- keys
+@functools.cache
 def _versions() -> dict[str, str]:
     """Major.minor versions of the libraries whose changes can alter activations."""
     return {pkg: ".".join(version(pkg).split(".")[:2]) for pkg in ("torch", "transformers", "transformer-lens")}
@@ -207,7 +209,7 @@ def cache_key(spec: ActivationSpec, dataset: ProbingDataset, model_digest: str) 
         "spec": spec.content_fields(),
         "dataset": dataset.key,
         "model_digest": model_digest,
-        "versions": _versions(),
+        "versions": dict(_versions()),
     }
     blob = json.dumps(payload, sort_keys=True).encode()
     slug = re.sub(r"[^A-Za-z0-9_.=+-]+", "_", f"{spec.model}-{spec.dataset}-{spec.variant}")
@@ -522,7 +524,7 @@ def _compute(
         "model": {**model.identity, "weights_digest": model_digest},
         "tokenizer_digest": _tokenizer_digest(model.tokenizer),
         "dataset": {"key": dataset.key, "sha256": dataset.sha256, "version": dataset.version},
-        "versions": _versions(),
+        "versions": dict(_versions()),
         "sha256": {hook: file_sha256(partial / _array_name(hook)) for hook in hooks},
         "examples_sha256": file_sha256(partial / "examples.json"),
     }
