@@ -369,7 +369,7 @@ def _resume(partial: Path, key: str, hooks: list[str], n: int, d: int, batches_o
     with a :class:`CacheRepairWarning` that says how many documents will be computed again.
     """
     progress_path = partial / "progress.json"
-    if not partial.exists():
+    if not partial.is_dir() or partial.is_symlink():
         return _fresh_partial(partial, key, hooks, n, d)
     try:
         progress = json.loads(progress_path.read_text())

@@ -155,6 +155,14 @@ def test_entry_without_checksums_from_an_older_version_is_upgraded(tiny_model, r
     assert upgraded["examples_sha256"] == meta["examples_sha256"] and upgraded["meta_sha256"]
 
 
+def test_files_in_place_of_directories_are_replaced(tiny_model, reference, tmp_path):
+    key = reference[0].name
+    (tmp_path / key).write_text("not a directory")
+    (tmp_path / f"{key}.partial").write_text("not a directory either")
+    acts, _ = _reload(tiny_model, tmp_path, expect_warning=True)
+    _assert_equal_to_reference(acts, reference)
+
+
 def test_complete_run_killed_before_its_rename_is_finished(tiny_model, reference, tmp_path):
     entry = _copy(reference, tmp_path)
     entry.rename(entry.with_name(entry.name + ".partial"))
