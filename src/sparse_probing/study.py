@@ -306,22 +306,32 @@ def ablation_effect(
     *,
     max_length: int = 128,
     batch_size: int = 8,
+    mode: str = "zero",
 ) -> pd.DataFrame:
-    """Loss increase per text when one neuron is set to zero, for each neuron and each group of texts.
+    """Loss increase per text when one neuron is ablated, for each neuron and each group of texts.
 
-    Returns one row per (neuron, group, text): ``loss`` (clean), ``ablated`` and ``delta = ablated - loss``.
-    Compare the group the neuron is said to encode with the others, and with random neurons of the same layer.
+    ``mode="zero"`` sets the neuron to 0 (the paper's ablation); ``mode="mean"`` sets it to its mean activation
+    over every token of all the given texts (a neuron whose resting value is far from 0 is then not mistaken for
+    an important one). Returns one row per (neuron, group, text): ``loss`` (clean), ``ablated``,
+    ``delta = ablated - loss`` and ``mode``. Compare the group the neuron is said to encode with the others, and
+    with random neurons of the same layer (:func:`ablation_specificity` gives the CIs over texts).
     """
+    if mode not in ("zero", "mean"):
+        raise ValueError(f"mode must be 'zero' or 'mean', got {mode!r}.")
     if model.tokenizer.pad_token is None:
         model.tokenizer.pad_token = model.tokenizer.eos_token
     name = f"blocks.{layer}.mlp.hook_post"
+    values = {int(n): 0.0 for n in neurons}
+    if mode == "mean":
+        all_texts = [t for group_texts in texts.values() for t in group_texts]
+        values = _mean_activations(model, name, list(values), all_texts, max_length, batch_size)
     rows = []
     for group, group_texts in texts.items():
         clean = _mean_losses(model, group_texts, max_length, [], batch_size)
         for neuron in neurons:
 
             def zero(acts: torch.Tensor, hook: Any, neuron: int = int(neuron)) -> torch.Tensor:
-                acts[..., neuron] = 0.0
+                acts[..., neuron] = values[neuron]
                 return acts
 
             ablated = _mean_losses(model, group_texts, max_length, [(name, zero)], batch_size)
@@ -329,7 +339,36 @@ def ablation_effect(
                 rows.append({"neuron": int(neuron), "group": group, "text": j, "loss": clean[j], "ablated": ablated[j]})
     df = pd.DataFrame(rows)
     df["delta"] = df["ablated"] - df["loss"]
-    return df
+    return df.assign(mode=mode)
+
+
+def _mean_activations(
+    model: LoadedModel, hook_name: str, neurons: list[int], texts: Sequence[str], max_length: int, batch_size: int
+) -> dict[int, float]:
+    """Mean activation of each neuron at ``hook_name`` over every non-padding token of ``texts``."""
+    tok = model.tokenizer
+    total, count = torch.zeros(len(neurons), dtype=torch.float64), 0.0
+    seen: dict[str, torch.Tensor] = {}
+
+    def record(acts: torch.Tensor, hook: Any) -> torch.Tensor:
+        seen["acts"] = acts[..., neurons].detach().double()
+        return acts
+
+    for i in range(0, len(texts), batch_size):
+        enc = tok(
+            list(texts[i : i + batch_size]), return_tensors="pt", padding=True, truncation=True, max_length=max_length
+        )
+        mask = enc["attention_mask"].bool()
+        with torch.inference_mode():
+            model.bridge.run_with_hooks(
+                enc["input_ids"],
+                attention_mask=enc["attention_mask"],
+                return_type="logits",
+                fwd_hooks=[(hook_name, record)],
+            )
+        total += seen["acts"][mask].sum(dim=0)
+        count += float(mask.sum())
+    return {n: float(v) for n, v in zip(neurons, (total / max(count, 1.0)).tolist(), strict=True)}
 
 
 def ablation_specificity(
