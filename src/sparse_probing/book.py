@@ -135,7 +135,7 @@ def run_chapter(
             parameters=params,
             kernel_name="python3",
             cwd=str(REPO_ROOT),
-            progress_bar=sys.stderr.isatty(),
+            progress_bar=publish or sys.stderr.isatty(),  # the book build always shows which cell it is in
             shutdown_kernel="immediate",
         )
     finally:
@@ -227,6 +227,16 @@ def _short_commit(commit: str | None) -> str:
     """The first 12 hex digits of a commit, keeping the ``-dirty`` mark of a run from an uncommitted work tree."""
     commit = str(commit)
     return commit[:12] + ("-dirty" if commit.endswith("-dirty") else "")
+
+
+def write_glance(results_dir: str | Path | None = None, out: str | Path | None = None) -> Path:
+    """Write ``book/glance.md``, the intro's "results at a glance" table, from the chapters' results files."""
+    from sparse_probing.analysis.verdicts import verdict_markdown, verdict_table
+
+    out = Path(out) if out is not None else BOOK_DIR / "glance.md"
+    table = verdict_table(load_results(results_dir if results_dir is not None else RESULTS_DIR))
+    out.write_text(verdict_markdown(table))
+    return out
 
 
 def write_provenance(

@@ -143,6 +143,7 @@ def _cmd_book(args: argparse.Namespace) -> int:
         chapter_names,
         run_chapter,
         stale_chapters,
+        write_glance,
         write_provenance,
     )
 
@@ -158,6 +159,7 @@ def _cmd_book(args: argparse.Namespace) -> int:
         print(f"executed notebooks out of date with their sources: {', '.join(stale)}", file=sys.stderr)
         return 1
     write_provenance()
+    write_glance()
     print(f"built {build_site() / 'index.html'}")
     return 0
 

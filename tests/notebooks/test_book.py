@@ -22,6 +22,7 @@ from sparse_probing.book import (
     source_digest,
     staged_book,
     stale_chapters,
+    write_glance,
     write_provenance,
 )
 from sparse_probing.models import REPO_ROOT
@@ -62,7 +63,8 @@ def smoke_book(tmp_path_factory) -> Path:
     for chapter in chapter_names():
         run_chapter(chapter, "smoke", output_dir=executed)
     root = staged_book(tmp_path_factory.mktemp("book"), sorted(executed.glob("*.ipynb")))
-    write_provenance(root / "book" / "executed", root / "book" / "results", root / "book" / "provenance.md")
+    write_provenance(root / "book" / "executed", executed / "results", root / "book" / "provenance.md")
+    write_glance(executed / "results", root / "book" / "glance.md")
     build_site(root)
     return root
 
@@ -143,3 +145,16 @@ def test_compact_streams_keeps_what_a_terminal_shows():
     assert outputs[1]["text"] == ["caching: 3/3\n"]
     assert outputs[3]["text"] == ["c\n"]
     assert "outputs" not in nb["cells"][0]
+
+
+def test_intro_opens_with_the_generated_verdict_table(smoke_book):
+    html = (smoke_book / "_build" / "html" / "book" / "intro.html").read_text()
+    assert "Results at a glance" in html
+    glance = (smoke_book / "book" / "glance.md").read_text()
+    if "no verdict" in glance:
+        assert "no verdict" in html
+    else:
+        section = html.split("Results at a glance", 1)[1].split("What sparse probing asks", 1)[0]
+        assert "<table" in section
+        n_rows = len(glance.strip().splitlines()) - 2
+        assert section.count("<strong>") >= n_rows  # every claim's verdict, in bold
