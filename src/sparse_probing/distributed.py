@@ -149,16 +149,18 @@ def scheduler(value: Any = None, *, n_workers: int | None = None, progress: bool
     and :func:`map_tasks` / :func:`cache_sharded` use the client. A local cluster and clients opened here are
     closed on exit. ``n_workers`` overrides N of ``"local"``.
     """
+    import joblib
+
     kind, arg = _parse(value)
     if kind == "none":
         token = _CLIENT.set(None)
         try:
-            yield None
+            with joblib.parallel_config(backend="loky"):  # joblib's own default, also inside an outer Dask block
+                yield None
         finally:
             _CLIENT.reset(token)
         return
 
-    import joblib
     from distributed import Client, LocalCluster
 
     with contextlib.ExitStack() as stack:

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 from conftest import make_toy_dataset
 from distributed import get_task_stream
+from joblib.parallel import get_active_backend
 
 from sparse_probing import distributed
 from sparse_probing.activations import ActivationSpec, load_or_compute
@@ -119,6 +120,10 @@ def test_sweep_on_dask_equals_serial(client):
     serial = run_sweep(activations, labels, split, specs, progress=False)
     with distributed.scheduler(client), get_task_stream(client) as stream:
         on_dask = run_sweep(activations, labels, split, specs, progress=False)
+        assert type(get_active_backend()[0]).__name__ == "DaskDistributedBackend"
+        with distributed.scheduler("none"):  # back to one machine inside a Dask block
+            assert distributed.current_client() is None
+            assert type(get_active_backend()[0]).__name__ == "LokyBackend"
     timing = [c for c in serial.columns if c.endswith("_time") or c.startswith("osp_wall")]
     pd.testing.assert_frame_equal(serial.drop(columns=timing), on_dask.drop(columns=timing))
     assert len(stream.data) >= 1  # the tasks ran on the workers (joblib may batch several per Dask task)
