@@ -11,6 +11,7 @@ from sparse_probing.probes import (
     OptimalSparseProbe,
     RandomRotation,
     ShuffledLabelProbe,
+    SingleNeuronProbe,
     SparseProbe,
     TelescopicProbe,
 )
@@ -21,6 +22,7 @@ ESTIMATORS = [
     TelescopicProbe(k=2, n_start=8),
     OptimalSparseProbe(k=2, n_candidates=6, solver="highs", time_limit=10.0),
     DenseProbe(),
+    SingleNeuronProbe(),
     RandomRotation(random_state=0),
     ShuffledLabelProbe(SparseProbe(k=1), random_state=0),
 ]
