@@ -318,10 +318,16 @@ def basis_comparison(
     order = rng.permutation(n)
     tr, te = order[: int(train_fraction * n)], order[int(train_fraction * n) :]
     rows = []
+    rotations_by_dim: dict[int, list[np.ndarray]] = {}
     for site, by_layer in sites.items():
         for layer, X_ND in by_layer.items():
             X_ND = np.asarray(X_ND, dtype=np.float32)
-            rotations = [random_orthogonal(X_ND.shape[1], seed + 1 + r).astype(np.float32) for r in range(n_rotations)]
+            D = X_ND.shape[1]
+            if D not in rotations_by_dim:  # one set of rotations per width, shared by sites and layers
+                rotations_by_dim[D] = [
+                    random_orthogonal(D, seed + 1 + r).astype(np.float32) for r in range(n_rotations)
+                ]
+            rotations = rotations_by_dim[D]
             for task, y_N in labels.items():
                 (fit,) = fit_method(method, X_ND[tr], y_N[tr], [1], random_state=seed)
                 f1 = binary_metrics(y_N[te], (fit.decision_function(X_ND[te]) > 0).astype(int))["f1"]
