@@ -96,6 +96,8 @@ class SurveyConfig(ChapterConfig):
     """Per family: at most this many binary tasks, the most frequent first, taken in turn from each feature."""
     max_examples: int = 4000
     """Per family: probe a random subset of at most this many examples (token-level families have one per token)."""
+    min_positives: int = 10
+    """A class becomes a binary task only with at least this many positives and negatives among the examples."""
     min_test_positives: int = 30
     """A classification task with fewer test positives is flagged ``inconclusive``."""
     alphas: tuple[float, ...] = (0.001, 0.01, 0.1)
@@ -133,6 +135,7 @@ class SurveyConfig(ChapterConfig):
         need(not stray, f"features names families that are not probed: {stray}; probed: {list(self.families)}")
         need(self.max_tasks >= 1, f"max_tasks must be at least 1, got {self.max_tasks}")
         need(self.max_examples >= 20, f"max_examples must be at least 20, got {self.max_examples}")
+        need(self.min_positives >= 2, f"min_positives must be at least 2, got {self.min_positives}")
         need(self.min_test_positives >= 1, f"min_test_positives must be at least 1, got {self.min_test_positives}")
         need(bool(self.alphas) and all(a > 0 for a in self.alphas), f"alphas must be positive, got {self.alphas}")
         need(0.0 < self.l1_ratio <= 1.0, f"l1_ratio must lie in (0, 1], got {self.l1_ratio}")
@@ -343,14 +346,16 @@ def _r2_interval(y_true: np.ndarray, pred: np.ndarray, groups: np.ndarray, n_boo
 
 
 # ---------------------------------------------------------------------------------------------- tasks
-def _pick_tasks(examples: pd.DataFrame, features: Sequence[str], max_tasks: int) -> dict[str, np.ndarray]:
+def _pick_tasks(
+    examples: pd.DataFrame, features: Sequence[str], max_tasks: int, min_positives: int = 10
+) -> dict[str, np.ndarray]:
     """Binary tasks of ``features``, the most frequent first, taken in turn from each feature, at most
     ``max_tasks``. Classes ``_`` (a morphological attribute that is absent) are not tasks."""
     from ..study import binary_tasks
 
     per_feature: list[list[tuple[str, np.ndarray]]] = []
     for feature in features:
-        tasks = binary_tasks(examples, [feature])
+        tasks = binary_tasks(examples, [feature], min_positives=min_positives, min_negatives=min_positives)
         ranked = sorted(
             ((name, y) for name, y in tasks.items() if not name.endswith("=_")),
             key=lambda item: -float(np.nansum(item[1])),
@@ -440,7 +445,7 @@ def _probe_family(
     split = _split(examples, classification, config.seed)
     docs = examples["doc"].to_numpy()
     X = {layer: np.asarray(acts.layer(layer)[rows], dtype=np.float32) for layer in config.layers}
-    tasks = _pick_tasks(examples, classification, config.max_tasks) if classification else {}
+    tasks = _pick_tasks(examples, classification, config.max_tasks, config.min_positives) if classification else {}
 
     task_rows: list[dict[str, Any]] = []
     frames: list[pd.DataFrame] = []
@@ -536,8 +541,8 @@ def _probe_family(
     scores = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     if task_table.empty:
         warnings.warn(
-            f"family {family!r}: no task with 10 positives and 10 negatives among {len(examples)} examples; "
-            "raise its n_documents",
+            f"family {family!r}: no task with {config.min_positives} positives and negatives among "
+            f"{len(examples)} examples; raise its n_documents",
             RuntimeWarning,
             stacklevel=3,
         )
