@@ -53,8 +53,12 @@ def test_selection_on_validation_auc_and_estimator() -> None:
     table = single_neuron_table(X[tr], y[tr], X[va], y[va])
     for j in (7, 11, 20):
         assert table.loc[j, "roc_auc_val"] == pytest.approx(roc_auc_score(y[va], X[va, j] * table.loc[j, "sign"]))
-    fit = best_single_neuron(X[tr], y[tr], X[va], y[va])
+    fit = best_single_neuron(X[tr], y[tr], X[va], y[va], n_finalists=None)  # validation chooses among all
     assert fit.support.tolist() == [int(table["roc_auc_val"].idxmax())] == [7]
+    # with finalists, validation only arbitrates among the best neurons on the training rows
+    finalists = table.sort_values("roc_auc_train", ascending=False).head(3)
+    fit3 = best_single_neuron(X[tr], y[tr], X[va], y[va], n_finalists=3)
+    assert fit3.support[0] == finalists.loc[finalists["roc_auc_val"].idxmax(), "neuron"]
     probe = SingleNeuronProbe().fit(X[tr], y[tr], validation=(X[va], y[va]))
     assert probe.neuron_ == 7 and probe.support_.tolist() == [7]
     pred = probe.predict(X[va])

@@ -4,7 +4,10 @@
 puts first: the top neuron by mean difference can fire for other classes too (a large mean shift with many false
 positives). Here every neuron of the layer is a candidate classifier ``sign * (x_j - threshold) > 0``; its sign and
 threshold maximize F1 on the training rows, and the neuron is chosen on validation rows by a continuous,
-threshold-free score (ROC-AUC in the trained direction; ties by validation F1, then training F1, then the index).
+threshold-free score (ROC-AUC in the trained direction; ties by validation F1, then training F1, then the index)
+among the :data:`N_FINALISTS` neurons with the best training ROC-AUC. Choosing among all neurons on a small
+validation set would reward luck (with 5 validation positives, one of 1536 neurons ranks them perfectly by chance);
+the training rows shortlist, the validation rows arbitrate.
 
 The search is vectorised: one sort per neuron gives the F1 of every threshold (the cumulative count of positives
 above each cut), so all 1536 neurons of a layer and thousands of examples take a fraction of a second.
@@ -27,6 +30,9 @@ from ._base import (
     check_binary_problem,
     validate_fit_data,
 )
+
+N_FINALISTS = 16
+"""Neurons (best training ROC-AUC) among which the validation rows choose."""
 
 SELECTION_METRICS: tuple[str, ...] = ("roc_auc", "f1")
 """Validation scores a single neuron can be chosen by (``roc_auc`` is threshold-free and continuous)."""
@@ -127,28 +133,45 @@ def single_neuron_table(X_train: Any, y_train: Any, X_val: Any | None = None, y_
     return table
 
 
-def select_neuron(table: pd.DataFrame, metric: str = "roc_auc") -> int:
+def finalists(table: pd.DataFrame, n_finalists: int = N_FINALISTS) -> np.ndarray:
+    """Row positions of the ``n_finalists`` neurons with the best training ROC-AUC (ties: training F1, index)."""
+    auc = np.nan_to_num(table["roc_auc_train"].to_numpy(dtype=np.float64), nan=-np.inf)
+    f1 = table["f1_train"].to_numpy(dtype=np.float64)
+    return np.lexsort((table["neuron"].to_numpy(), -f1, -auc))[: max(1, int(n_finalists))]
+
+
+def select_neuron(table: pd.DataFrame, metric: str = "roc_auc", n_finalists: int | None = N_FINALISTS) -> int:
     """Row position of the best neuron of a :func:`single_neuron_table`: ``metric`` on validation (training rows
-    when the table has no validation columns), ties by validation F1, training F1, then the lowest index."""
+    when the table has no validation columns) among the :func:`finalists` (all neurons with ``n_finalists=None``),
+    ties by validation F1, training F1, then the lowest index."""
     if metric not in SELECTION_METRICS:
         raise ProbeInputError(f"metric must be one of {SELECTION_METRICS}, got {metric!r}.")
     split = "val" if f"{metric}_val" in table.columns else "train"
+    rows = np.arange(len(table)) if n_finalists is None or split == "train" else finalists(table, n_finalists)
+    sub = table.iloc[rows]
     keys = [f"{metric}_{split}", f"f1_{split}", "f1_train"]
-    values = [np.nan_to_num(table[k].to_numpy(dtype=np.float64), nan=-np.inf) for k in keys]
-    order = np.lexsort((table["neuron"].to_numpy(), *(-v for v in reversed(values))))
-    return int(order[0])
+    values = [np.nan_to_num(sub[k].to_numpy(dtype=np.float64), nan=-np.inf) for k in keys]
+    order = np.lexsort((sub["neuron"].to_numpy(), *(-v for v in reversed(values))))
+    return int(rows[order[0]])
 
 
 def best_single_neuron(
-    X_train: Any, y_train: Any, X_val: Any | None = None, y_val: Any | None = None, *, metric: str = "roc_auc"
+    X_train: Any,
+    y_train: Any,
+    X_val: Any | None = None,
+    y_val: Any | None = None,
+    *,
+    metric: str = "roc_auc",
+    n_finalists: int | None = N_FINALISTS,
 ) -> SparseFit:
     """The best single neuron as a 1-sparse probe (``method="single_neuron"``); ``info`` holds its scores and the
-    number of neurons tied with it on the selection metric."""
+    number of finalists tied with it on the selection metric."""
     with Timer() as timer:
         table = single_neuron_table(X_train, y_train, X_val, y_val)
-        row = table.iloc[select_neuron(table, metric)]
+        row = table.iloc[select_neuron(table, metric, n_finalists)]
         split = "val" if f"{metric}_val" in table.columns else "train"
-        column = table[f"{metric}_{split}"].to_numpy()
+        pool = table if n_finalists is None or split == "train" else table.iloc[finalists(table, n_finalists)]
+        column = pool[f"{metric}_{split}"].to_numpy()
         n_tied = int(np.sum(np.isclose(column, row[f"{metric}_{split}"], rtol=0, atol=1e-12)))
     sign, threshold = float(row["sign"]), float(row["threshold"])
     info = {k: float(row[k]) for k in table.columns if k not in ("neuron", "sign")}
@@ -173,6 +196,7 @@ class SingleNeuronProbe(SparseLinearClassifierMixin, ClassifierMixin, BaseEstima
     Parameters
     ----------
     metric : ``"roc_auc"`` (default, threshold-free) or ``"f1"``.
+    n_finalists : validation chooses among this many neurons with the best training ROC-AUC (None: all).
 
     Attributes
     ----------
@@ -181,8 +205,9 @@ class SingleNeuronProbe(SparseLinearClassifierMixin, ClassifierMixin, BaseEstima
     support_, coef_, intercept_, classes_ : as for the other probes (``coef_`` is the sign on the neuron).
     """
 
-    def __init__(self, metric: str = "roc_auc"):
+    def __init__(self, metric: str = "roc_auc", n_finalists: int | None = N_FINALISTS):
         self.metric = metric
+        self.n_finalists = n_finalists
 
     def fit(self, X: Any, y: Any, validation: tuple[Any, Any] | None = None) -> SingleNeuronProbe:
         X_ND, y_N, classes = validate_fit_data(self, X, y)
@@ -190,7 +215,7 @@ class SingleNeuronProbe(SparseLinearClassifierMixin, ClassifierMixin, BaseEstima
         if validation is not None:
             X_val = validation[0]
             y_val = (np.asarray(validation[1]) == classes[1]).astype(np.int64)
-        fit = best_single_neuron(X_ND, y_N, X_val, y_val, metric=self.metric)
+        fit = best_single_neuron(X_ND, y_N, X_val, y_val, metric=self.metric, n_finalists=self.n_finalists)
         self.table_ = single_neuron_table(X_ND, y_N, X_val, y_val)
         self._store_fit(fit, X_ND.shape[1], classes)
         self.neuron_ = int(fit.support[0])
