@@ -169,7 +169,7 @@ class SurveyResult:
     """Best surface baseline per classification task, chosen on validation: ``family, task, baseline, param, val,
     test``."""
     timings: pd.DataFrame
-    """Per family: ``examples`` probed, ``tasks``, seconds ``cache_s`` (activations, including the embedding
+    """Per family: the versioned ``dataset`` key, ``examples`` probed, ``tasks``, seconds ``cache_s`` (activations, including the embedding
     baseline's) and ``probe_s``."""
 
     @property
@@ -214,6 +214,11 @@ class SurveyResult:
             out["surface_baseline"], out["surface_test"] = None, np.nan
         out["margin_over_surface"] = out["sparse_test"] - out["surface_test"]
         return out.reset_index()
+
+    @property
+    def datasets(self) -> dict[str, str]:
+        """The versioned key of each family's dataset slice (for the results spec and the provenance page)."""
+        return dict(zip(self.timings["family"], self.timings["dataset"], strict=True))
 
     def metrics(self) -> dict[str, Any]:
         """Plain values for :func:`sparse_probing.results.save_results`."""
@@ -548,6 +553,7 @@ def _probe_family(
         )
     timings = {
         "family": family,
+        "dataset": acts.dataset_key,
         "examples": len(examples),
         "tasks": len(task_table),
         "cache_s": cache_s,
