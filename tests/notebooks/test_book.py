@@ -158,3 +158,25 @@ def test_intro_opens_with_the_generated_verdict_table(smoke_book):
         assert "<table" in section
         n_rows = len(glance.strip().splitlines()) - 2
         assert section.count("<strong>") >= n_rows  # every claim's verdict, in bold
+
+
+def test_a_users_csv_runs_through_a_chapter_by_parameter(tmp_path):
+    """Bring-your-own data: a CSV named in a chapter's families parameter is cached, probed and recorded."""
+    import csv
+
+    from sparse_probing.datasets import load_dataset
+
+    source = load_dataset("natural_language", "smoke")
+    table = source.label_table()
+    keep = table[table["language"].isin(["en", "de", "fr"])].head(90)
+    path = tmp_path / "languages.csv"
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["text", "label", "group"])
+        for doc, label, group in zip(keep["doc"], keep["language"], keep["group"], strict=True):
+            writer.writerow([source.documents[doc].text, label, group])
+    out = run_chapter("01_methods", "smoke", {"families": [str(path)]}, output_dir=tmp_path / "run")
+    assert out == tmp_path / "run" / "01_methods.ipynb"
+    record = json.loads((tmp_path / "run" / "results" / "01_methods.json").read_text())
+    assert list(record["spec"]["datasets"]) == [str(path)]
+    assert record["spec"]["datasets"][str(path)].startswith(f"{path}-smoke-v1-")
