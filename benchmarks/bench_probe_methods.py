@@ -42,12 +42,12 @@ from threadpoolctl import threadpool_limits
 from sparse_probing.metrics import binary_metrics
 from sparse_probing.probes import (
     K_GRID,
+    OptimalSparseProbe,
+    SparseProbe,
+    TelescopicProbe,
     best_single_neuron,
     gurobi_available,
-    optimal_sparse_path,
     rank_neurons,
-    telescopic_path,
-    top_k_path,
 )
 from sparse_probing.probes.synthetic import make_joint_block, support_recovery
 from sparse_probing.splits import grouped_split
@@ -112,15 +112,8 @@ def bench_osp(probs: list[dict[str, Any]], time_limit: float, n_candidates: int)
             t0 = time.perf_counter()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
-                fits = optimal_sparse_path(
-                    p["X_train"],
-                    p["y_train"],
-                    range(1, 9),
-                    n_candidates=n_candidates,
-                    solver=solver,
-                    time_limit=time_limit,
-                    validation=(p["X_val"], p["y_val"]),
-                )
+                probe = OptimalSparseProbe(n_candidates=n_candidates, solver=solver, time_limit=time_limit)
+                fits = probe.fit_path(p["X_train"], p["y_train"], range(1, 9), validation=(p["X_val"], p["y_val"]))
             seconds = time.perf_counter() - t0
             for f in fits:
                 solves.append(
@@ -166,11 +159,12 @@ def bench_recovery(probs: list[dict[str, Any]], osp_paths: pd.DataFrame) -> pd.D
         rec = {}
         for ranker in ("mean_diff", "f_stat", "l1", "l1_path", "svm"):
             rec[f"top-k {ranker}"] = rank_neurons(X, y, ranker)[:4]
-        rec["telescopic"] = telescopic_path(X, y, (4,))[0].support
+        rec["telescopic"] = TelescopicProbe().fit_path(X, y, (4,))[0].support
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            rec["OSP, paper setting (scale 0.1, gamma 1/sqrt(n), 50 mean-diff candidates)"] = optimal_sparse_path(
-                X, y, (4,), gamma=None, feature_scale=0.1, candidates=rank_neurons(X, y)[:50], time_limit=60
+            paper = OptimalSparseProbe(gamma=None, feature_scale=0.1, candidates=rank_neurons(X, y)[:50], time_limit=60)
+            rec["OSP, paper setting (scale 0.1, gamma 1/sqrt(n), 50 mean-diff candidates)"] = paper.fit_path(
+                X, y, (4,)
             )[0].support
         from transformer_lens.tools.analysis.sparse_probing import fit_sparse_probe
 
@@ -194,7 +188,7 @@ def bench_single(probs: list[dict[str, Any]]) -> pd.DataFrame:
         t0 = time.perf_counter()
         fit = best_single_neuron(p["X_train"], p["y_train"], p["X_val"], p["y_val"])
         seconds = time.perf_counter() - t0
-        (top1,) = top_k_path(p["X_train"], p["y_train"], (1,))
+        (top1,) = SparseProbe(random_state=0).fit_path(p["X_train"], p["y_train"], (1,))
         rows.append(
             {
                 "problem": p["name"],
@@ -225,10 +219,10 @@ def bench_peer(probs: list[dict[str, Any]]) -> pd.DataFrame:
         test = sweep.results[0].test_indices.numpy()
         Xtr, ytr, Xte, yte = p["X"][train].astype(np.float64), p["y"][train], p["X"][test], p["y"][test]
         t0 = time.perf_counter()
-        topk = top_k_path(Xtr, ytr, ks)
+        topk = SparseProbe(random_state=0).fit_path(Xtr, ytr, ks)
         topk_seconds = time.perf_counter() - t0
         t0 = time.perf_counter()
-        tele = telescopic_path(Xtr, ytr, ks, refit=True)
+        tele = TelescopicProbe(refit=True).fit_path(Xtr, ytr, ks)
         tele_seconds = time.perf_counter() - t0
         for i, k in enumerate(ks):
             res = sweep.results[i]

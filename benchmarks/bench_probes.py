@@ -42,12 +42,12 @@ from sparse_probing.metrics import binary_metrics
 from sparse_probing.probes import (
     K_GRID,
     RANKERS,
+    OptimalSparseProbe,
+    SparseProbe,
+    TelescopicProbe,
     gurobi_available,
     mean_difference,
-    optimal_sparse_path,
     rank_neurons,
-    telescopic_path,
-    top_k_path,
 )
 from sparse_probing.probes.synthetic import make_planted, support_recovery
 from sparse_probing.splits import grouped_split
@@ -178,9 +178,11 @@ def bench_k_grid(problems: list[Problem]) -> pd.DataFrame:
         ks = tuple(k for k in K_GRID if k <= p.X_train.shape[1])
         runs = {
             PAPER_TOPK: lambda p=p, ks=ks: paper_style_topk(p.X_train, p.y_train, ks),
-            "top-k mean diff + LR (ours)": lambda p=p, ks=ks: top_k_path(p.X_train, p.y_train, ks),
+            "top-k mean diff + LR (ours)": lambda p=p, ks=ks: SparseProbe(random_state=0).fit_path(
+                p.X_train, p.y_train, ks
+            ),
             PAPER_TELESCOPIC: lambda p=p, ks=ks: paper_style_telescopic(p.X_train, p.y_train, ks),
-            "telescopic, warm-started (ours)": lambda p=p, ks=ks: telescopic_path(p.X_train, p.y_train, ks),
+            "telescopic, warm-started (ours)": lambda p=p, ks=ks: TelescopicProbe().fit_path(p.X_train, p.y_train, ks),
         }
         for method, fn in runs.items():
             fits, seconds = timed(fn)
@@ -210,14 +212,8 @@ def bench_osp(problems: list[Problem], time_limit: float, feature_scale: float) 
         for solver in solvers:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
-                fits, seconds = timed(
-                    optimal_sparse_path,
-                    p.X_train,
-                    p.y_train,
-                    solver=solver,
-                    time_limit=time_limit,
-                    feature_scale=feature_scale,
-                )
+                probe = OptimalSparseProbe(solver=solver, time_limit=time_limit, feature_scale=feature_scale)
+                fits, seconds = timed(probe.fit_path, p.X_train, p.y_train)
             proven = [bool(f.info["proven_optimal"]) for f in fits]
             rows.append(
                 {
@@ -249,12 +245,11 @@ def bench_recovery(problems: list[Problem], osp_time_limit: float) -> pd.DataFra
             supports[f"top-k {ranker}"] = rank_neurons(p.X_train, p.y_train, ranker, random_state=0)[:k]
         raw = mean_difference(p.X_train, p.y_train, standardize=False)
         supports["top-k mean_diff on raw activations"] = np.argsort(-raw, kind="stable")[:k]
-        supports["telescopic"] = telescopic_path(p.X_train, p.y_train, (k,))[0].support
+        supports["telescopic"] = TelescopicProbe().fit_path(p.X_train, p.y_train, (k,))[0].support
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            supports["optimal (OSP)"] = optimal_sparse_path(p.X_train, p.y_train, (k,), time_limit=osp_time_limit)[
-                0
-            ].support
+            osp = OptimalSparseProbe(time_limit=osp_time_limit)
+            supports["optimal (OSP)"] = osp.fit_path(p.X_train, p.y_train, (k,))[0].support
         for method, support in supports.items():
             precision, recall = support_recovery(support, p.planted)
             rows.append({"feature": p.name, "k": k, "method": method, "precision": precision, "recall": recall})

@@ -18,7 +18,6 @@ from sparse_probing.probes import (
     brute_force_sparse_svm,
     gurobi_available,
     mean_difference,
-    optimal_sparse_path,
     rank_for_candidates,
 )
 from sparse_probing.probes import optimal as osp
@@ -27,6 +26,11 @@ from sparse_probing.splits import grouped_split
 
 SOLVERS = ["highs", pytest.param("gurobi", marks=pytest.mark.skipif(not gurobi_available(), reason="no gurobipy"))]
 GAP = 1e-6
+
+
+def osp_path(X, y, ks=None, *, validation=None, groups=None, **params):
+    """A k grid of optimal probes: ``OptimalSparseProbe(**params).fit_path``."""
+    return OptimalSparseProbe(**params).fit_path(X, y, ks, validation=validation, groups=groups)
 
 
 def instance(seed: int, n: int = 120, d: int = 12) -> tuple[np.ndarray, np.ndarray]:
@@ -62,7 +66,7 @@ def test_mio_equals_brute_force(solver: str, feature_scale: float, multiple: flo
         X, y = instance(seed)
         gamma = multiple / math.sqrt(X.shape[0])
         ks = (1, 3) if seed == 0 else (1, 2, 3)  # (1, 3): the warm start from k=3 must drop two neurons
-        fits = optimal_sparse_path(
+        fits = osp_path(
             X, y, ks, n_candidates=X.shape[1], solver=solver, feature_scale=feature_scale, gamma=gamma, mip_gap=GAP
         )
         assert [f.k for f in fits] == list(ks)
@@ -86,7 +90,7 @@ def check_solvers_agree(seeds: range, n: int, d: int, ks: tuple[int, ...]) -> No
     for seed in seeds:
         X, y = instance(100 + seed, n=n, d=d)
         kw = dict(ks=ks, n_candidates=d, feature_scale=0.5, mip_gap=1e-5, time_limit=60)
-        by_solver = {s: optimal_sparse_path(X, y, solver=s, **kw) for s in ("gurobi", "highs")}
+        by_solver = {s: osp_path(X, y, solver=s, **kw) for s in ("gurobi", "highs")}
         for f_g, f_h in zip(by_solver["gurobi"], by_solver["highs"], strict=True):
             assert f_g.k == f_h.k and f_g.support.size == f_h.support.size == f_g.k
             assert f_g.info["proven_optimal"] and f_h.info["proven_optimal"]
@@ -129,9 +133,7 @@ def test_objective_bounds_and_cuts_are_valid() -> None:
 def test_time_limit_is_never_reported_as_optimal(solver: str) -> None:
     X, y = instance(11, n=400, d=40)
     with pytest.warns(RuntimeWarning, match="optimality not proven"):
-        fits = optimal_sparse_path(
-            X, y, (6,), n_candidates=40, solver=solver, gamma=10 / math.sqrt(400), time_limit=0.05
-        )
+        fits = osp_path(X, y, (6,), n_candidates=40, solver=solver, gamma=10 / math.sqrt(400), time_limit=0.05)
     (fit,) = fits
     info = SolveInfo(**fit.info)
     assert not info.proven_optimal
@@ -143,11 +145,11 @@ def test_time_limit_is_never_reported_as_optimal(solver: str) -> None:
 
 def test_auto_solver_choice_is_recorded(monkeypatch: pytest.MonkeyPatch) -> None:
     X, y = instance(5)
-    (fit,) = optimal_sparse_path(X, y, (2,), n_candidates=12, solver="auto")
+    (fit,) = osp_path(X, y, (2,), n_candidates=12, solver="auto")
     assert fit.info["solver"] == ("gurobi" if gurobi_available() else "highs")
     assert fit.info["solver_requested"] == "auto"
     monkeypatch.setattr(osp, "GUROBI_SIZE_LIMIT", 5)  # a model that would not fit the licence
-    (fit,) = optimal_sparse_path(X, y, (2,), n_candidates=12, solver="auto")
+    (fit,) = osp_path(X, y, (2,), n_candidates=12, solver="auto")
     assert fit.info["solver"] == "highs"
     assert fit.info["proven_optimal"]
     assert "licence" in fit.info["note"] or "not available" in fit.info["note"]
@@ -157,8 +159,8 @@ def test_missing_gurobi(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(osp, "gurobi_available", lambda: False)
     X, y = instance(5)
     with pytest.raises(ProbeInputError, match="gurobipy is not installed"):
-        optimal_sparse_path(X, y, (2,), solver="gurobi")
-    (fit,) = optimal_sparse_path(X, y, (2,), solver="auto")
+        osp_path(X, y, (2,), solver="gurobi")
+    (fit,) = osp_path(X, y, (2,), solver="auto")
     assert fit.info["solver"] == "highs" and "not available" in fit.info["note"]
 
 
@@ -169,14 +171,14 @@ def test_licence_refusal_falls_back_to_highs(monkeypatch: pytest.MonkeyPatch) ->
 
     monkeypatch.setattr(osp, "_solve_gurobi", refuse)
     X, y = instance(6)
-    (fit,) = optimal_sparse_path(X, y, (3,), solver="gurobi", gamma=None, mip_gap=GAP)
+    (fit,) = osp_path(X, y, (3,), solver="gurobi", gamma=None, mip_gap=GAP)
     assert fit.info["solver"] == "highs" and "fell back to HiGHS" in fit.info["note"]
     assert_matches_brute_force(fit, brute_force_sparse_svm(X, y, 3))
 
 
 def test_candidate_union_and_descending_warm_start() -> None:
     X, y = instance(9, n=300, d=80)
-    fits = optimal_sparse_path(X, y, n_candidates=20, solver="highs", gamma=None, feature_scale=0.1)
+    fits = osp_path(X, y, n_candidates=20, solver="highs", gamma=None, feature_scale=0.1)
     assert [f.k for f in fits] == list(range(1, 9))
     candidates = set(fits[0].info["candidates"])
     assert len(candidates) == 20 and fits[0].info["candidate_rankers"] == CANDIDATE_RANKERS
@@ -197,10 +199,10 @@ def test_planted_joint_block_recovered_at_validated_gamma() -> None:
     split = grouped_split(data.groups, data.y, random_state=0)
     X, y = data.X[split.train], data.y[split.train]
     validation = (data.X[split.val], data.y[split.val])
-    (paper,) = optimal_sparse_path(X, y, (4,), n_candidates=12, solver="highs", gamma=None, feature_scale=0.1)
+    (paper,) = osp_path(X, y, (4,), n_candidates=12, solver="highs", gamma=None, feature_scale=0.1)
     assert paper.info["equals_mean_diff_topk"]  # the paper's setting returns the ranking: the distractors
     assert support_recovery(paper.support, data.planted)[1] <= 0.25
-    (fit,) = optimal_sparse_path(X, y, (4,), n_candidates=12, solver="highs", validation=validation)
+    (fit,) = osp_path(X, y, (4,), n_candidates=12, solver="highs", validation=validation)
     assert fit.info["gamma_source"] == "validated" and fit.info["gamma_multiple"] > 0.01
     assert set(fit.info["gamma_scores"]) == set(GAMMA_GRID)
     assert fit.info["proven_optimal"] and not fit.info["equals_mean_diff_topk"]
@@ -217,8 +219,8 @@ def test_estimator_and_bad_input() -> None:
     assert not hasattr(svm, "predict_proba")
     np.testing.assert_array_equal(np.sort(svm.support_), np.sort(probe.support_))
     with pytest.raises(ProbeInputError, match="Unknown solver"):
-        optimal_sparse_path(X, y, (1,), solver="cplex")
+        osp_path(X, y, (1,), solver="cplex")
     with pytest.raises(ProbeInputError, match="time_limit"):
-        optimal_sparse_path(X, y, (1,), time_limit=0)
+        osp_path(X, y, (1,), time_limit=0)
     with pytest.raises(ProbeInputError, match="exactly 2 classes"):
-        optimal_sparse_path(X, np.ones_like(y), (1,))
+        osp_path(X, np.ones_like(y), (1,))

@@ -17,8 +17,6 @@ from sparse_probing.probes import (
     ProbeInputError,
     SparseProbe,
     TelescopicProbe,
-    telescopic_path,
-    top_k_path,
 )
 from sparse_probing.probes.synthetic import make_planted, support_recovery
 
@@ -60,7 +58,7 @@ def test_string_labels_and_pipeline(data) -> None:
 
 
 def test_top_k_path_uses_one_ranking(data) -> None:
-    fits = top_k_path(data.X, data.y, ks=(1, 2, 4, 8))
+    fits = SparseProbe().fit_path(data.X, data.y, ks=(1, 2, 4, 8))
     assert [f.k for f in fits] == [1, 2, 4, 8]
     for small, large in itertools.pairwise(fits):
         assert set(small.support.tolist()) <= set(large.support.tolist())  # nested: one ranking
@@ -68,7 +66,7 @@ def test_top_k_path_uses_one_ranking(data) -> None:
 
 
 def test_telescopic_path_descends_and_recovers(data) -> None:
-    fits = telescopic_path(data.X, data.y, ks=(1, 2, 4, 8, 16, 64), n_start=128)
+    fits = TelescopicProbe(n_start=128).fit_path(data.X, data.y, ks=(1, 2, 4, 8, 16, 64))
     assert [f.k for f in fits] == [1, 2, 4, 8, 16, 64]
     for small, large in itertools.pairwise(fits):
         assert set(small.support.tolist()) <= set(large.support.tolist())  # each k is chosen within the next
@@ -77,7 +75,7 @@ def test_telescopic_path_descends_and_recovers(data) -> None:
     assert set(strong.tolist()) <= set(four.support.tolist())
     score = four.decision_function(data.X)
     assert binary_metrics(data.y, (score > 0).astype(int))["f1"] > 0.8
-    refit = telescopic_path(data.X, data.y, ks=(1, 2, 4, 8, 16, 64), n_start=128, refit=True)
+    refit = TelescopicProbe(n_start=128, refit=True).fit_path(data.X, data.y, ks=(1, 2, 4, 8, 16, 64))
     for a, b in zip(refit, fits, strict=True):  # refit changes the weights, not the selection
         np.testing.assert_array_equal(a.support, b.support)
 
@@ -91,7 +89,7 @@ def test_telescopic_probe_estimator(data) -> None:
 def test_k_clipping_warns(data) -> None:
     X = data.X[:, :6]
     with pytest.warns(KClippedWarning):
-        fits = top_k_path(X, data.y, ks=(2, 8, 300))
+        fits = SparseProbe().fit_path(X, data.y, ks=(2, 8, 300))
     assert [f.k for f in fits] == [2, 6]
     with pytest.warns(KClippedWarning):
         assert SparseProbe(k=50).fit(X, data.y).k_ == 6
@@ -101,11 +99,11 @@ def test_invalid_k_and_input(data) -> None:
     with pytest.raises(ProbeInputError, match="positive integer"):
         SparseProbe(k=0).fit(data.X, data.y)
     with pytest.raises(ProbeInputError, match="ks is empty"):
-        top_k_path(data.X, data.y, ks=())
+        SparseProbe().fit_path(data.X, data.y, ks=())
     with pytest.raises(ProbeInputError, match="exactly 2 classes"):
-        telescopic_path(data.X, np.zeros(len(data.y)))
+        TelescopicProbe().fit_path(data.X, np.zeros(len(data.y)))
     with pytest.raises(ProbeInputError, match="l1_ratio"):
-        telescopic_path(data.X, data.y, l1_ratio=2.0)
+        TelescopicProbe(l1_ratio=2.0).fit_path(data.X, data.y)
     X16 = data.X.astype(np.float16)
     X16[0, 0] = np.inf
     with pytest.raises(ProbeInputError, match="finite"):

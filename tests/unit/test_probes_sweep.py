@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.base import clone
 
-from sparse_probing.probes import ProbeInputError, ProbeSpec, run_sweep, select_on_validation, selectivity
+from sparse_probing.metrics import binary_metrics
+from sparse_probing.probes import (
+    DenseProbe,
+    OptimalSparseProbe,
+    ProbeInputError,
+    ProbeSpec,
+    SingleNeuronProbe,
+    SparseProbe,
+    TelescopicProbe,
+    make_probe,
+    run_sweep,
+    select_on_validation,
+    selectivity,
+)
 from sparse_probing.probes.synthetic import make_planted
 from sparse_probing.splits import grouped_split
 
@@ -117,3 +133,69 @@ def test_bad_specs_and_labels(problem) -> None:
         run_sweep(activations, {"lang": np.array(["en", "fr"] * 400)}, split, ["mean_diff"], progress=False)
     with pytest.raises(ProbeInputError, match="number of rows"):
         run_sweep({0: activations[3][:-1]}, labels, split, ["mean_diff"], progress=False)
+
+
+def test_sweep_rows_are_the_estimators_fit_paths() -> None:
+    """Every sweep row is the estimator of its method, fitted through ``fit_path`` on the train rows."""
+    a = make_planted(n=400, d=24, effects=(2.0, 1.0), random_state=5)
+    split = grouped_split(a.groups, a.y, random_state=1)
+    X = a.X.astype(np.float32)
+    specs = [
+        ProbeSpec("mean_diff"),
+        ProbeSpec("l1", ks=(1, 3), params={"ranker_C": 0.5}, random_state=2),
+        ProbeSpec("telescopic", ks=(1, 2, 8), params={"n_start": 16, "refit": True}),
+        ProbeSpec("optimal", ks=(1, 2), params={"n_candidates": 8, "solver": "highs"}),
+        ProbeSpec("single_neuron", params={"n_finalists": 4}),
+        ProbeSpec("dense", params={"C": 0.5}),
+    ]
+    df = run_sweep({0: X}, {"f": a.y}, split, specs, progress=False)
+    assert "error" not in df.columns
+    parts = {
+        name: (X[idx], a.y[idx]) for name, idx in (("train", split.train), ("val", split.val), ("test", split.test))
+    }
+    for spec in specs:
+        probe = make_probe(spec.method, random_state=spec.random_state, **spec.params)
+        fit_params = {"validation": parts["val"]} if spec.method in ("optimal", "single_neuron") else {}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            fits = probe.fit_path(*parts["train"], spec.ks, **fit_params)
+        rows = df[df["method"] == spec.label].reset_index(drop=True)
+        assert rows["k"].tolist() == [f.k for f in fits]
+        for fit, (_, row) in zip(fits, rows.iterrows(), strict=True):
+            assert row["support"] == tuple(int(j) for j in fit.support)
+            for name in ("val", "test"):
+                X_p, y_p = parts[name]
+                score = fit.decision_function(X_p)
+                expected = binary_metrics(y_p, (score > 0).astype(int), score)
+                assert row[f"f1_{name}"] == expected["f1"] and row[f"roc_auc_{name}"] == expected["roc_auc"]
+
+
+def test_fit_and_fit_path_agree() -> None:
+    a = make_planted(n=300, d=20, effects=(2.0, 1.0), random_state=6)
+    # fit(k) of the telescopic probe descends through the grid values above k: the same levels as this path
+    cases = [
+        (SparseProbe(k=3, random_state=0), (3, 4)),
+        (TelescopicProbe(k=3, n_start=16), (3, 4, 5, 6, 7, 8, 10, 12, 16)),
+        (DenseProbe(), None),
+    ]
+    for probe, ks in cases:
+        path = probe.fit_path(a.X, a.y, ks)
+        fitted = clone(probe).fit(a.X, a.y)
+        np.testing.assert_array_equal(fitted.support_, path[0].support)
+        np.testing.assert_array_equal(fitted.coef_[0, fitted.support_], path[0].coef)
+        assert fitted.intercept_[0] == path[0].intercept
+    (fit,) = SingleNeuronProbe().fit_path(a.X, a.y)
+    assert fit.support[0] == SingleNeuronProbe().fit(a.X, a.y).neuron_
+    with pytest.raises(ProbeInputError, match="k=1 only"):
+        SingleNeuronProbe().fit_path(a.X, a.y, (1, 2))
+
+
+def test_make_probe_rejects_unknown_methods_and_parameters() -> None:
+    assert make_probe("f_stat", random_state=3).get_params()["ranker"] == "f_stat"
+    assert isinstance(make_probe("optimal", gamma=None), OptimalSparseProbe)
+    with pytest.raises(ProbeInputError, match=r"takes no parameter\(s\) \['bogus'\]"):
+        make_probe("mean_diff", bogus=1)
+    with pytest.raises(ProbeInputError, match="takes no parameter"):
+        make_probe("telescopic", k=3)
+    with pytest.raises(ProbeInputError, match="plain method"):
+        make_probe("random_basis")

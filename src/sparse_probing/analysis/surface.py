@@ -160,12 +160,13 @@ def fit_surface_baseline(
 
 
 def _embedding_baseline(X_ND: Any, y: np.ndarray, rows: Mapping[str, np.ndarray], ks: Sequence[int]) -> dict[str, Any]:
-    from ..probes import top_k_path
+    from ..probes import SparseProbe
 
     y_N = np.asarray(y).astype(np.int64)
     parts = {name: np.asarray(X_ND[idx], dtype=np.float32) for name, idx in rows.items()}
     D = parts["train"].shape[1]
-    fits = top_k_path(parts["train"], y_N[rows["train"]], [k for k in ks if k <= D] or [D])
+    probe = SparseProbe(ranker="mean_diff", random_state=0)
+    fits = probe.fit_path(parts["train"], y_N[rows["train"]], [k for k in ks if k <= D] or [D])
     scored = []
     for fit in fits:
         res: dict[str, Any] = {"param": f"k={fit.k}"}

@@ -4,20 +4,22 @@ Everything works on plain arrays: activations ``X`` of shape (N examples, D neur
 
 * :mod:`.ranking` - neuron rankers (mean difference, ANOVA F, mutual information, L1 logistic regression,
   linear SVM, random) and :class:`NeuronRanker`, a scikit-learn feature selector.
-* :mod:`.sparse` - top-k + L2 logistic regression (:class:`SparseProbe`, :func:`top_k_path`) and the telescopic
-  (adaptive-thresholding) sweep (:class:`TelescopicProbe`, :func:`telescopic_path`).
+* :mod:`.sparse` - top-k + L2 logistic regression (:class:`SparseProbe`) and the telescopic
+  (adaptive-thresholding) sweep (:class:`TelescopicProbe`).
 * :mod:`.optimal` - optimal sparse probing by mixed-integer outer approximation (Bertsimas, Pauphilet & Van Parys),
-  with Gurobi or HiGHS (:class:`OptimalSparseProbe`, :func:`optimal_sparse_path`).
+  with Gurobi or HiGHS (:class:`OptimalSparseProbe`).
 * :mod:`.single` - the exhaustively searched best single neuron (:class:`SingleNeuronProbe`,
   :func:`best_single_neuron`).
-* :mod:`.baselines` - dense probe, random orthogonal basis, shuffled-label control.
+* :mod:`.baselines` - dense probe (:class:`DenseProbe`), random orthogonal basis, shuffled-label control.
 * :mod:`.pruning` - iterative pruning of the best neuron.
 * :mod:`.sweep` - (feature x layer x method x k) sweeps as tidy tables; selection on validation data.
 * :mod:`.synthetic` - planted-neuron activations for tests and benchmarks.
 
 Every probe is a binary linear classifier on raw activations: ``support_`` (kept neurons, most important first),
-``coef_`` of shape (1, D) with zeros outside the support, ``intercept_``. Path functions return one
-:class:`SparseFit` per k.
+``coef_`` of shape (1, D) with zeros outside the support, ``intercept_``. Every probe also has
+``fit_path(X, y, ks)``, which fits a whole k grid sharing the work (one ranking, warm starts, shared cuts) and returns
+one :class:`SparseFit` per k; :func:`make_probe` builds the probe of a method name, and :func:`run_sweep` runs them
+over (feature x layer x method x k).
 """
 
 from ._base import K_GRID, OSP_K_GRID, KClippedWarning, ProbeInputError, SparseFit
@@ -26,7 +28,6 @@ from .baselines import (
     RandomRotation,
     ShuffledLabelProbe,
     control_selectivity,
-    fit_dense,
     random_orthogonal,
     shuffled_labels,
 )
@@ -40,19 +41,20 @@ from .optimal import (
     brute_force_sparse_svm,
     candidate_union,
     gurobi_available,
-    optimal_sparse_path,
     rank_for_candidates,
     validate_gamma,
 )
 from .pruning import iterative_pruning
 from .ranking import RANKERS, NeuronRanker, mean_difference, rank_neurons, score_neurons
 from .single import SingleNeuronProbe, best_single_neuron, single_neuron_table
-from .sparse import SparseProbe, TelescopicProbe, telescopic_path, top_k_path
+from .sparse import SparseProbe, TelescopicProbe
 from .sweep import (
     METHODS,
     N_ROTATIONS,
+    PLAIN_METHODS,
     ProbeSpec,
     fit_method,
+    make_probe,
     run_sweep,
     select_best,
     select_on_validation,
@@ -66,6 +68,7 @@ __all__ = [
     "METHODS",
     "N_ROTATIONS",
     "OSP_K_GRID",
+    "PLAIN_METHODS",
     "RANKERS",
     "SOLVERS",
     "DenseProbe",
@@ -86,12 +89,11 @@ __all__ = [
     "brute_force_sparse_svm",
     "candidate_union",
     "control_selectivity",
-    "fit_dense",
     "fit_method",
     "gurobi_available",
     "iterative_pruning",
+    "make_probe",
     "mean_difference",
-    "optimal_sparse_path",
     "random_orthogonal",
     "rank_for_candidates",
     "rank_neurons",
@@ -102,7 +104,5 @@ __all__ = [
     "selectivity",
     "shuffled_labels",
     "single_neuron_table",
-    "telescopic_path",
-    "top_k_path",
     "validate_gamma",
 ]

@@ -93,6 +93,14 @@ def resolve_ks(ks: Iterable[int], n_features: int) -> tuple[int, ...]:
     return tuple(sorted({min(int(k), n_features) for k in ks}))
 
 
+def path_ks(ks: Iterable[int] | None, grid: tuple[int, ...], n_features: int) -> tuple[int, ...]:
+    """The sparsity levels of a path fit: ``grid`` limited to ``n_features`` when ``ks`` is None (``(n_features,)``
+    if no grid value fits), else :func:`resolve_ks` (clipping with a warning)."""
+    if ks is None:
+        return tuple(k for k in grid if k <= n_features) or (int(n_features),)
+    return resolve_ks(ks, n_features)
+
+
 def standardize(X_NK: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Standardize columns: returns ``(Z_NK, mean_K, scale_K)``; constant columns get scale 1."""
     X_NK = np.asarray(X_NK, dtype=np.float64)

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,7 @@ from ._base import (
     SparseFit,
     SparseLinearClassifierMixin,
     Timer,
+    check_binary_problem,
     fit_logistic,
     validate_fit_data,
     validate_predict_data,
@@ -38,7 +40,7 @@ def random_orthogonal(n: int, random_state: Any = None) -> np.ndarray:
     return ortho_group.rvs(n, random_state=check_random_state(random_state))
 
 
-def fit_dense(X_ND: np.ndarray, y_N: np.ndarray, *, C: float = 1.0, max_iter: int = 1000) -> SparseFit:
+def _fit_dense(X_ND: np.ndarray, y_N: np.ndarray, *, C: float, max_iter: int) -> SparseFit:
     """The dense L2 probe as a :class:`SparseFit` with ``k = D`` (support ordered by standardized |coef|)."""
     with Timer() as timer:
         coef_D, intercept, coef_std_D, n_iter = fit_logistic(X_ND, y_N, C=C, max_iter=max_iter)
@@ -77,8 +79,18 @@ class DenseProbe(SparseLinearClassifierMixin, ClassifierMixin, BaseEstimator):
 
     def fit(self, X: Any, y: Any) -> DenseProbe:
         X_ND, y_N, classes = validate_fit_data(self, X, y)
-        self._store_fit(fit_dense(X_ND, y_N, C=self.C, max_iter=self.max_iter), X_ND.shape[1], classes)
+        self._store_fit(_fit_dense(X_ND, y_N, C=self.C, max_iter=self.max_iter), X_ND.shape[1], classes)
         return self
+
+    def fit_path(self, X: Any, y: Any, ks: Iterable[int] | None = None) -> list[SparseFit]:
+        """The dense probe as a one-element path: ``[SparseFit]`` with ``k = D``, support ordered by standardized
+        |coef|.
+
+        ``ks`` is accepted for the interface shared with the sparse probes and not used (the dense probe keeps every
+        neuron); the estimator itself is left as it was.
+        """
+        X_ND, y_N, _ = check_binary_problem(X, y)
+        return [_fit_dense(X_ND, y_N, C=self.C, max_iter=self.max_iter)]
 
 
 class RandomRotation(TransformerMixin, BaseEstimator):

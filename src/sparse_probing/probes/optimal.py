@@ -66,6 +66,7 @@ from ._base import (
     SparseLinearClassifierMixin,
     check_binary_problem,
     fit_logistic,
+    path_ks,
     resolve_k,
     resolve_ks,
     standardize,
@@ -765,7 +766,7 @@ def rank_for_candidates(
     """Rank all neurons with each of ``rankers`` (``"telescopic"`` runs the telescopic path through ``ks``)."""
     from ._base import K_GRID
     from .ranking import rank_checked
-    from .sparse import telescopic_path
+    from .sparse import TelescopicProbe
 
     unknown = [r for r in rankers if r not in ("mean_diff", "l1", "l1_path", "svm", "f_stat", "telescopic")]
     if unknown or not rankers:
@@ -785,7 +786,7 @@ def rank_for_candidates(
         levels = sorted({*(g for g in K_GRID if g <= n_start), *(k for k in ks if k <= n_start)})
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            path = telescopic_path(X_ND, y_N, levels, n_start=n_start)
+            path = TelescopicProbe(n_start=n_start).fit_path(X_ND, y_N, levels)
         depth_D = np.full(D, np.inf)  # smallest level a neuron survived to, then its rank within that support
         for fit in sorted(path, key=lambda f: -f.k):
             depth_D[fit.support] = fit.k + np.arange(fit.support.size) / (fit.support.size + 1.0)
@@ -930,61 +931,36 @@ def _solution_fit(
     )
 
 
-def optimal_sparse_path(
-    X: Any,
-    y: Any,
-    ks: Iterable[int] = OSP_K_GRID,
+def _optimal_sparse_path(
+    X_ND: np.ndarray,
+    y_N: np.ndarray,
+    classes: np.ndarray,
+    ks: tuple[int, ...],
     *,
-    n_candidates: int = 200,
-    candidates: Sequence[int] | None = None,
-    candidate_rankers: Sequence[str] = CANDIDATE_RANKERS,
-    solver: str = "auto",
-    time_limit: float = 60.0,
-    mip_gap: float = 1e-4,
-    gamma: float | str | None = "validate",
-    gamma_grid: Sequence[float] = GAMMA_GRID,
-    validation: tuple[Any, Any] | None = None,
-    groups: Any | None = None,
-    feature_scale: float = 1.0,
-    intercept_scaling: float = 1.0,
-    refit: bool = True,
-    C: float = 1.0,
-    threads: int = 1,
-    random_state: int = 0,
+    n_candidates: int,
+    candidates: Sequence[int] | None,
+    candidate_rankers: Sequence[str],
+    solver: str,
+    time_limit: float,
+    mip_gap: float,
+    gamma: float | str | None,
+    gamma_grid: Sequence[float],
+    validation: tuple[Any, Any] | None,
+    groups: Any | None,
+    feature_scale: float,
+    intercept_scaling: float,
+    refit: bool,
+    C: float,
+    threads: int,
+    random_state: int,
 ) -> list[SparseFit]:
     """Optimal k-sparse probes for every k in ``ks`` (solved in descending order, sharing cuts).
 
-    Parameters
-    ----------
-    X, y : activations ``(n, D)`` and binary labels.
-    ks : sparsity levels (default 1..8).
-    n_candidates : size of the candidate set: every candidate ranker's k-sparse supports for each k, filled up
-        with the rankers' top lists in turn (see :func:`candidate_union`), so a neuron that only helps jointly is
-        not dropped before the solver sees it.
-    candidates : explicit candidate neuron indices instead.
-    candidate_rankers : rankers merged into the candidate set (default mean difference, L1 path, telescopic);
-        their supports at each k are also the warm starts.
-    solver : ``"auto"``, ``"gurobi"`` or ``"highs"`` (see the module docstring).
-    time_limit : seconds per k (the paper: 60).
-    mip_gap : relative gap at which a support counts as proven optimal.
-    gamma : the ridge: ``"validate"`` (default) chooses it from ``gamma_grid`` on validation data
-        (:func:`validate_gamma`); ``None`` is the paper's ``1/sqrt(n)``; a number is used as given.
-    gamma_grid : multiples of ``1/sqrt(n)`` tried with ``gamma="validate"``.
-    validation : ``(X_val, y_val)`` for ``gamma="validate"``; without it a stratified 25 % of the training rows
-        (grouped by ``groups`` when given) is held out to choose gamma, and the probes are then fitted on all rows.
-    feature_scale, intercept_scaling : the SVM objective's neuron scale (1.0: standardized neurons; the paper's
-        code uses 0.1) and intercept feature value.
-    refit : report a class-balanced L2 logistic regression (inverse strength ``C``) on the optimal support (the
-        other probes' classifier) instead of the SVM weights.
-    threads, random_state : solver threads (Gurobi) and seeds.
-
-    Returns one :class:`SparseFit` per k (ascending); ``fit.info`` holds the :class:`SolveInfo` as a dict, including
-    the gamma used and how it was chosen, the candidate rankers, and ``equals_mean_diff_topk`` (whether the optimal
-    support is the top-k by mean difference, i.e. whether the optimal probe added anything).
+    Takes validated 0/1 data with its ``classes`` (the validation labels are compared with ``classes[1]``) and
+    resolved ``ks``; the parameters are those of :class:`OptimalSparseProbe`. Returns one :class:`SparseFit` per k
+    (ascending).
     """
-    X_ND, y_N, classes = check_binary_problem(X, y)
     D = X_ND.shape[1]
-    ks = resolve_ks(ks, D)
     if not time_limit > 0:
         raise ProbeInputError(f"time_limit must be positive (seconds per k), got {time_limit}.")
     if not 0 <= mip_gap < 1:
@@ -1150,10 +1126,32 @@ def brute_force_sparse_svm(
 
 
 class OptimalSparseProbe(SparseLinearClassifierMixin, ClassifierMixin, BaseEstimator):
-    """The optimal k-sparse probe (see :func:`optimal_sparse_path` and the module docstring).
+    """The optimal k-sparse probe (see the module docstring); :meth:`fit_path` solves a whole k grid.
 
-    Parameters are those of :func:`optimal_sparse_path` with a single ``k``. ``fit(X, y, validation=None,
-    groups=None)`` takes the validation data (or groups for the internal holdout) that choose gamma. Fitted
+    Parameters
+    ----------
+    k : sparsity of :meth:`fit` (not used by :meth:`fit_path`).
+    n_candidates : size of the candidate set: every candidate ranker's k-sparse supports for each k, filled up
+        with the rankers' top lists in turn (see :func:`candidate_union`), so a neuron that only helps jointly is
+        not dropped before the solver sees it.
+    solver : ``"auto"``, ``"gurobi"`` or ``"highs"`` (see the module docstring).
+    time_limit : seconds per k (the paper: 60).
+    mip_gap : relative gap at which a support counts as proven optimal.
+    gamma : the ridge: ``"validate"`` (default) chooses it from ``gamma_grid`` on validation data
+        (:func:`validate_gamma`); ``None`` is the paper's ``1/sqrt(n)``; a number is used as given.
+    feature_scale, intercept_scaling : the SVM objective's neuron scale (1.0: standardized neurons; the paper's
+        code uses 0.1) and intercept feature value.
+    refit : report a class-balanced L2 logistic regression (inverse strength ``C``) on the optimal support (the
+        other probes' classifier) instead of the SVM weights.
+    threads, random_state : solver threads (Gurobi) and seeds.
+    candidates : explicit candidate neuron indices instead of the ranker union.
+    candidate_rankers : rankers merged into the candidate set (default mean difference, L1 path, telescopic);
+        their supports at each k are also the warm starts.
+    gamma_grid : multiples of ``1/sqrt(n)`` tried with ``gamma="validate"``.
+
+    ``fit(X, y, validation=None, groups=None)`` and ``fit_path(X, y, ks, validation=None, groups=None)`` take the
+    validation data ``(X_val, y_val)`` that choose gamma; without it a stratified 25 % of the training rows (grouped
+    by ``groups`` when given) is held out to choose gamma, and the probes are then fitted on all rows. Fitted
     attributes as in :class:`~sparse_probing.probes.SparseProbe` plus ``solve_info_`` (the :class:`SolveInfo` of
     the fit, with the gamma used). ``predict_proba`` is only offered with ``refit=True``.
     """
@@ -1171,6 +1169,10 @@ class OptimalSparseProbe(SparseLinearClassifierMixin, ClassifierMixin, BaseEstim
         C: float = 1.0,
         threads: int = 1,
         random_state: int = 0,
+        candidates: Sequence[int] | None = None,
+        candidate_rankers: Sequence[str] = CANDIDATE_RANKERS,
+        gamma_grid: Sequence[float] = GAMMA_GRID,
+        intercept_scaling: float = 1.0,
     ):
         self.k = k
         self.n_candidates = n_candidates
@@ -1183,34 +1185,73 @@ class OptimalSparseProbe(SparseLinearClassifierMixin, ClassifierMixin, BaseEstim
         self.C = C
         self.threads = threads
         self.random_state = random_state
+        self.candidates = candidates
+        self.candidate_rankers = candidate_rankers
+        self.gamma_grid = gamma_grid
+        self.intercept_scaling = intercept_scaling
 
     def fit(
         self, X: Any, y: Any, validation: tuple[Any, Any] | None = None, groups: Any | None = None
     ) -> OptimalSparseProbe:
         X_ND, y_N, classes = validate_fit_data(self, X, y)
         k = resolve_k(self.k, X_ND.shape[1])
-        if validation is not None:
-            validation = (validation[0], (np.asarray(validation[1]) == classes[1]).astype(np.int64))
-        (fit,) = optimal_sparse_path(
+        (fit,) = self._path(X_ND, y_N, classes, (k,), validation, groups)
+        self._store_fit(fit, X_ND.shape[1], classes)
+        self.solve_info_ = SolveInfo(**fit.info)
+        return self
+
+    def fit_path(
+        self,
+        X: Any,
+        y: Any,
+        ks: Iterable[int] | None = None,
+        *,
+        validation: tuple[Any, Any] | None = None,
+        groups: Any | None = None,
+    ) -> list[SparseFit]:
+        """Optimal probes for every k in ``ks``, solved in descending order sharing cuts (``self.k`` is not used).
+
+        ``ks=None`` is :data:`~sparse_probing.probes.OSP_K_GRID` (1..8) up to the number of neurons; larger explicit
+        values are clipped with a :class:`~sparse_probing.probes.KClippedWarning`. Returns one
+        :class:`~sparse_probing.probes.SparseFit` per k (ascending); ``fit.info`` holds the :class:`SolveInfo` as a
+        dict, including the gamma used and how it was chosen, the candidate rankers, and ``equals_mean_diff_topk``
+        (whether the optimal support is the top-k by mean difference, i.e. whether the optimal probe added
+        anything). The estimator itself is left as it was.
+        """
+        X_ND, y_N, classes = check_binary_problem(X, y)
+        return self._path(X_ND, y_N, classes, path_ks(ks, OSP_K_GRID, X_ND.shape[1]), validation, groups)
+
+    def _path(
+        self,
+        X_ND: np.ndarray,
+        y_N: np.ndarray,
+        classes: np.ndarray,
+        ks: tuple[int, ...],
+        validation: tuple[Any, Any] | None,
+        groups: Any | None,
+    ) -> list[SparseFit]:
+        return _optimal_sparse_path(
             X_ND,
             y_N,
-            [k],
+            classes,
+            ks,
             n_candidates=self.n_candidates,
+            candidates=self.candidates,
+            candidate_rankers=self.candidate_rankers,
             solver=self.solver,
             time_limit=self.time_limit,
             mip_gap=self.mip_gap,
             gamma=self.gamma,
+            gamma_grid=self.gamma_grid,
             validation=validation,
             groups=groups,
             feature_scale=self.feature_scale,
+            intercept_scaling=self.intercept_scaling,
             refit=self.refit,
             C=self.C,
             threads=self.threads,
             random_state=self.random_state,
         )
-        self._store_fit(fit, X_ND.shape[1], classes)
-        self.solve_info_ = SolveInfo(**fit.info)
-        return self
 
     @available_if(lambda self: self.refit)
     def predict_proba(self, X: Any) -> np.ndarray:

@@ -15,6 +15,7 @@ above each cut), so all 1536 neurons of a layer and thousands of examples take a
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -222,3 +223,17 @@ class SingleNeuronProbe(SparseLinearClassifierMixin, ClassifierMixin, BaseEstima
         self.sign_ = int(fit.coef[0])
         self.threshold_ = float(-fit.intercept * fit.coef[0])
         return self
+
+    def fit_path(
+        self, X: Any, y: Any, ks: Iterable[int] | None = None, *, validation: tuple[Any, Any] | None = None
+    ) -> list[SparseFit]:
+        """The best single neuron as a one-element path (``ks`` must be None or ``(1,)``); the neuron is chosen on
+        ``validation=(X_val, y_val)`` when given. The estimator itself is left as it was."""
+        if ks is not None and tuple(ks) != (1,):
+            raise ProbeInputError(f"single_neuron fits k=1 only, got ks={tuple(ks)}.")
+        X_ND, y_N, classes = check_binary_problem(X, y)
+        X_val = y_val = None
+        if validation is not None:
+            X_val = validation[0]
+            y_val = (np.asarray(validation[1]) == classes[1]).astype(np.int64)
+        return [best_single_neuron(X_ND, y_N, X_val, y_val, metric=self.metric, n_finalists=self.n_finalists)]

@@ -2,10 +2,10 @@
 
 The heuristic sparse probes of Gurnee et al. (2023), "Finding Neurons in a Haystack":
 
-* :class:`SparseProbe` / :func:`top_k_path`: rank the neurons once (mean difference by default, see
+* :class:`SparseProbe`: rank the neurons once (mean difference by default, see
   :mod:`~sparse_probing.probes.ranking`), keep the top k, and fit an L2 logistic regression with balanced class
   weights on them, for every k of the paper's grid (1..8, 10, 12, 16, 32, 64, 128, 256).
-* :class:`TelescopicProbe` / :func:`telescopic_path`: the paper's "adaptive thresholding". Start from the top 256
+* :class:`TelescopicProbe`: the paper's "adaptive thresholding". Start from the top 256
   neurons by mean difference, fit an elastic-net logistic regression, keep the k neurons with the largest
   standardized |coef|, refit (warm-started from the previous coefficients), and so on down the k grid. One pass
   over the grid replaces the paper's independent saga fits per k (the first fit starts from the ridge solution),
@@ -33,6 +33,7 @@ from ._base import (
     check_binary_problem,
     fit_logistic,
     order_by_importance,
+    path_ks,
     resolve_k,
     resolve_ks,
     standardize,
@@ -60,28 +61,26 @@ def _fit_top_k(
     )
 
 
-def top_k_path(
-    X: Any,
-    y: Any,
-    ks: Iterable[int] = K_GRID,
+def _top_k_path(
+    X_ND: np.ndarray,
+    y_N: np.ndarray,
+    ks: tuple[int, ...],
     *,
-    ranker: str = "mean_diff",
-    C: float = 1.0,
-    ranker_C: float | None = None,
-    max_iter: int = 1000,
-    random_state: Any = 0,
-) -> list[SparseFit]:
+    ranker: str,
+    C: float,
+    ranker_C: float | None,
+    max_iter: int,
+    random_state: Any,
+) -> tuple[list[SparseFit], np.ndarray, np.ndarray]:
     """Rank once with ``ranker``, then fit a class-balanced L2 logistic regression on the top k for every k.
 
-    Returns one :class:`SparseFit` per k (ascending). ``C`` is the probe's inverse L2 strength on standardized
-    neurons; ``ranker_C`` that of the ``l1``/``svm`` rankers. The ranking time is counted in the first fit.
+    Takes validated 0/1 data and resolved ``ks``; returns one :class:`SparseFit` per k (ascending), the ranking and
+    the ranker's scores. The ranking time is counted in the first fit.
     """
     if ranker not in RANKERS:
         raise ProbeInputError(f"Unknown ranker {ranker!r}; choose one of {RANKERS}.")
-    X_ND, y_N, _ = check_binary_problem(X, y)
-    ks = resolve_ks(ks, X_ND.shape[1])
     with Timer() as timer:
-        ranking_D, _ = rank_checked(X_ND, y_N, ranker, C=ranker_C, random_state=random_state)
+        ranking_D, scores_D = rank_checked(X_ND, y_N, ranker, C=ranker_C, random_state=random_state)
     fits = [_fit_top_k(X_ND, y_N, ranking_D, k, ranker, C, max_iter) for k in ks]
     first = fits[0]
     fits[0] = SparseFit(
@@ -93,21 +92,21 @@ def top_k_path(
         fit_time=first.fit_time + timer.seconds,
         info=first.info,
     )
-    return fits
+    return fits, ranking_D, scores_D
 
 
-def telescopic_path(
-    X: Any,
-    y: Any,
-    ks: Iterable[int] = K_GRID,
+def _telescopic_path(
+    X_ND: np.ndarray,
+    y_N: np.ndarray,
+    ks: tuple[int, ...],
     *,
-    n_start: int = 256,
-    C: float = 1.0,
-    l1_ratio: float = 0.5,
-    refit: bool = False,
-    max_iter: int = 100,
-    tol: float = 1e-2,
-    random_state: int | None = 0,
+    n_start: int,
+    C: float,
+    l1_ratio: float,
+    refit: bool,
+    max_iter: int,
+    tol: float,
+    random_state: int | None,
 ) -> list[SparseFit]:
     """The telescopic (adaptive-thresholding) sweep over ``ks`` in one descending pass.
 
@@ -117,12 +116,10 @@ def telescopic_path(
     the next k. The first fit starts from the ridge solution. ``tol`` is saga's stopping tolerance (relative
     change of the coefficients per epoch); the loose default suffices to rank neurons, and with ``refit=True`` the
     recorded probe at each k is a fully converged L2 logistic regression on the selected neurons instead of the
-    elastic-net fit (the selection is the same). Returns one :class:`SparseFit` per k, ascending; the elastic net
-    may zero some of the k coefficients.
+    elastic-net fit (the selection is the same). Takes validated 0/1 data and resolved ``ks``; returns one
+    :class:`SparseFit` per k, ascending; the elastic net may zero some of the k coefficients.
     """
-    X_ND, y_N, _ = check_binary_problem(X, y)
     D = X_ND.shape[1]
-    ks = resolve_ks(ks, D)
     if not 0.0 <= l1_ratio <= 1.0:
         raise ProbeInputError(f"l1_ratio must lie in [0, 1], got {l1_ratio}.")
     n_start = min(max(int(n_start), max(ks)), D)
@@ -243,20 +240,49 @@ class SparseProbe(SparseLinearClassifierMixin, ClassifierMixin, BaseEstimator):
             raise ProbeInputError(f"Unknown ranker {self.ranker!r}; choose one of {RANKERS}.")
         X_ND, y_N, classes = validate_fit_data(self, X, y)
         k = resolve_k(self.k, X_ND.shape[1])
-        self.ranking_, self.scores_ = rank_checked(
-            X_ND, y_N, self.ranker, C=self.ranker_C, random_state=self.random_state
-        )
-        self._store_fit(
-            _fit_top_k(X_ND, y_N, self.ranking_, k, self.ranker, self.C, self.max_iter), X_ND.shape[1], classes
-        )
+        (fit,), self.ranking_, self.scores_ = self._path(X_ND, y_N, (k,))
+        self._store_fit(fit, X_ND.shape[1], classes)
         return self
+
+    def fit_path(self, X: Any, y: Any, ks: Iterable[int] | None = None) -> list[SparseFit]:
+        """Fit every k of ``ks`` with this probe's parameters, ranking once (``self.k`` is not used).
+
+        ``ks=None`` is the paper's grid (:data:`~sparse_probing.probes.K_GRID`) up to the number of neurons; larger
+        explicit values are clipped with a :class:`~sparse_probing.probes.KClippedWarning`. Returns one
+        :class:`~sparse_probing.probes.SparseFit` per k (ascending; the ranking time is counted in the first);
+        the estimator itself is left as it was.
+        """
+        if self.ranker not in RANKERS:
+            raise ProbeInputError(f"Unknown ranker {self.ranker!r}; choose one of {RANKERS}.")
+        X_ND, y_N, _ = check_binary_problem(X, y)
+        fits, _, _ = self._path(X_ND, y_N, path_ks(ks, K_GRID, X_ND.shape[1]))
+        return fits
+
+    def _path(
+        self, X_ND: np.ndarray, y_N: np.ndarray, ks: tuple[int, ...]
+    ) -> tuple[list[SparseFit], np.ndarray, np.ndarray]:
+        return _top_k_path(
+            X_ND,
+            y_N,
+            ks,
+            ranker=self.ranker,
+            C=self.C,
+            ranker_C=self.ranker_C,
+            max_iter=self.max_iter,
+            random_state=self.random_state,
+        )
 
 
 class TelescopicProbe(SparseLinearClassifierMixin, ClassifierMixin, BaseEstimator):
-    """A k-sparse probe found by the telescopic sweep (see :func:`telescopic_path`).
+    """A k-sparse probe found by the telescopic (adaptive-thresholding) sweep.
 
-    The sweep descends through the paper's k grid values above ``k`` (starting at ``n_start``), then ``k``.
-    Parameters are those of :func:`telescopic_path`; fitted attributes as in :class:`SparseProbe` plus ``path_``,
+    Starts from the ``n_start`` neurons with the largest mean difference (or the largest k if larger); at every k
+    (descending) fits an elastic-net logistic regression (saga, balanced class weights, ``C`` and ``l1_ratio`` on
+    standardized neurons) warm-started from the previous fit, and keeps the top neurons by |coef| for the next k.
+    ``tol`` and ``max_iter`` are saga's stopping tolerance and epoch cap; with ``refit=True`` the probe at each k is a
+    fully converged L2 logistic regression on the selected neurons instead of the elastic-net fit. ``fit`` descends
+    through the paper's k grid values above ``k`` (up to ``n_start``), then ``k``; :meth:`fit_path` records every k
+    of a grid in one pass. Fitted attributes as in :class:`SparseProbe` plus ``path_``,
     the :class:`~sparse_probing.probes.SparseFit` of every level visited.
     """
 
@@ -284,7 +310,23 @@ class TelescopicProbe(SparseLinearClassifierMixin, ClassifierMixin, BaseEstimato
         X_ND, y_N, classes = validate_fit_data(self, X, y)
         k = resolve_k(self.k, X_ND.shape[1])
         ks = [g for g in K_GRID if k < g <= min(self.n_start, X_ND.shape[1])] + [k]
-        self.path_ = telescopic_path(
+        self.path_ = self._path(X_ND, y_N, resolve_ks(ks, X_ND.shape[1]))
+        self._store_fit(self.path_[0], X_ND.shape[1], classes)
+        return self
+
+    def fit_path(self, X: Any, y: Any, ks: Iterable[int] | None = None) -> list[SparseFit]:
+        """The telescopic sweep over ``ks`` in one descending pass with this probe's parameters (``self.k`` is not
+        used).
+
+        ``ks=None`` is the paper's grid (:data:`~sparse_probing.probes.K_GRID`) up to the number of neurons; larger
+        explicit values are clipped with a :class:`~sparse_probing.probes.KClippedWarning`. Returns one
+        :class:`~sparse_probing.probes.SparseFit` per k, ascending; the estimator itself is left as it was.
+        """
+        X_ND, y_N, _ = check_binary_problem(X, y)
+        return self._path(X_ND, y_N, path_ks(ks, K_GRID, X_ND.shape[1]))
+
+    def _path(self, X_ND: np.ndarray, y_N: np.ndarray, ks: tuple[int, ...]) -> list[SparseFit]:
+        return _telescopic_path(
             X_ND,
             y_N,
             ks,
@@ -296,5 +338,3 @@ class TelescopicProbe(SparseLinearClassifierMixin, ClassifierMixin, BaseEstimato
             tol=self.tol,
             random_state=self.random_state,
         )
-        self._store_fit(self.path_[0], X_ND.shape[1], classes)
-        return self

@@ -11,17 +11,20 @@ rows, with bootstrap intervals over documents when groups are given. Methods tha
 Methods (``ProbeSpec.method``):
 
 * a ranker name (``mean_diff``, ``f_stat``, ``mutual_info``, ``l1``, ``svm``, ``random``): top-k + L2 logistic
-  regression (:func:`~sparse_probing.probes.top_k_path`);
-* ``telescopic``: :func:`~sparse_probing.probes.telescopic_path`;
-* ``optimal``: :func:`~sparse_probing.probes.optimal_sparse_path` (k = 1..8 by default);
+  regression (:class:`~sparse_probing.probes.SparseProbe` with that ``ranker``);
+* ``telescopic``: :class:`~sparse_probing.probes.TelescopicProbe`;
+* ``optimal``: :class:`~sparse_probing.probes.OptimalSparseProbe` (k = 1..8 by default);
 * ``single_neuron``: the exhaustively searched best single neuron (every neuron's threshold fitted on train, the
-  neuron chosen on validation; :func:`~sparse_probing.probes.best_single_neuron`; one row, k = 1);
-* ``dense``: the dense L2 probe on all neurons (one row, k = D);
+  neuron chosen on validation; :class:`~sparse_probing.probes.SingleNeuronProbe`; one row, k = 1);
+* ``dense``: the dense L2 probe on all neurons (:class:`~sparse_probing.probes.DenseProbe`; one row, k = D);
 * ``random_basis``: the ``base`` method (default ``mean_diff``) after Haar-random rotations of the neurons: the
   metrics are averaged over ``n_rotations`` seeded rotations (default 5; ``params={"n_rotations": ...}``), with
   their standard deviation in ``f1_test_sd``;
 * ``control``: the ``base`` method trained on shuffled training labels (score it against the real labels; the
   selectivity is real F1 minus control F1, see :func:`selectivity`).
+
+Every plain method is an estimator (:func:`make_probe` builds it from a method name and ``ProbeSpec.params``, which
+are its constructor parameters); a task calls its ``fit_path(X, y, ks)``, which fits the whole k grid at once.
 
 Choosing regularization is choosing among specs: give each value its own labelled spec and select across them::
 
@@ -47,17 +50,17 @@ from .._progress import tqdm
 from ..metrics import METRICS, binary_metrics, bootstrap_ci
 from ..splits import Split
 from ._base import K_GRID, OSP_K_GRID, ProbeInputError, SparseFit
-from .baselines import fit_dense, random_orthogonal, shuffled_labels
-from .optimal import optimal_sparse_path
+from .baselines import DenseProbe, random_orthogonal, shuffled_labels
+from .optimal import OptimalSparseProbe
 from .ranking import RANKERS
-from .single import best_single_neuron
-from .sparse import telescopic_path, top_k_path
+from .single import SingleNeuronProbe
+from .sparse import SparseProbe, TelescopicProbe
 
 METHODS: tuple[str, ...] = (*RANKERS, "telescopic", "optimal", "single_neuron", "dense", "random_basis", "control")
+"""Method names accepted by :class:`ProbeSpec`."""
 
 N_ROTATIONS = 5
 """Haar-random rotations averaged by the ``random_basis`` method (seeds ``random_state, random_state + 1, ...``)."""
-"""Method names accepted by :class:`ProbeSpec`."""
 
 
 @dataclass(frozen=True)
@@ -69,8 +72,8 @@ class ProbeSpec:
     ks: tuple[int, ...] | None = None
     """Sparsity levels; None means the method's default (the paper's grid; 1..8 for ``optimal``; D for ``dense``)."""
     params: Mapping[str, Any] = field(default_factory=dict)
-    """Keyword arguments of the method's path function (e.g. ``{"C": 0.1}``; ``{"base": "telescopic"}`` for
-    ``random_basis``/``control``)."""
+    """Parameters of the method's estimator (see :func:`make_probe`; e.g. ``{"C": 0.1}``), plus ``{"base":
+    "telescopic"}`` for ``random_basis``/``control`` and ``n_rotations`` for ``random_basis``."""
     name: str | None = None
     """Label in the results table (default: ``method``)."""
     random_state: int = 0
@@ -101,6 +104,38 @@ def _as_spec(spec: ProbeSpec | str) -> ProbeSpec:
     return spec if isinstance(spec, ProbeSpec) else ProbeSpec(method=spec)
 
 
+PLAIN_METHODS: tuple[str, ...] = (*RANKERS, "telescopic", "optimal", "single_neuron", "dense")
+"""Methods that are one estimator (``random_basis`` and ``control`` wrap one of these)."""
+
+
+def make_probe(method: str, *, random_state: int = 0, **params: Any) -> Any:
+    """The estimator of a plain method, with ``params`` as its constructor parameters.
+
+    A ranker name gives :class:`~sparse_probing.probes.SparseProbe` with that ``ranker``; ``telescopic``,
+    ``optimal``, ``single_neuron`` and ``dense`` give :class:`~sparse_probing.probes.TelescopicProbe`,
+    :class:`~sparse_probing.probes.OptimalSparseProbe`, :class:`~sparse_probing.probes.SingleNeuronProbe` and
+    :class:`~sparse_probing.probes.DenseProbe`. ``random_state`` seeds the methods that take one. ``k`` is not a
+    parameter here: the k grid is the argument of the estimator's ``fit_path``.
+    """
+    if method in RANKERS:
+        cls, fixed = SparseProbe, {"ranker": method, "random_state": random_state}
+    elif method == "telescopic":
+        cls, fixed = TelescopicProbe, {"random_state": random_state}
+    elif method == "optimal":
+        cls, fixed = OptimalSparseProbe, {"random_state": random_state}
+    elif method == "single_neuron":
+        cls, fixed = SingleNeuronProbe, {}
+    elif method == "dense":
+        cls, fixed = DenseProbe, {}
+    else:
+        raise ProbeInputError(f"a probe is built from a plain method, got {method!r}; plain methods: {PLAIN_METHODS}.")
+    accepted = sorted(set(cls().get_params()) - set(fixed) - {"k"})
+    unknown = sorted(set(params) - set(accepted))
+    if unknown:
+        raise ProbeInputError(f"method {method!r} takes no parameter(s) {unknown}; its parameters: {accepted}.")
+    return cls(**fixed, **params)
+
+
 def fit_method(
     method: str,
     X_train: np.ndarray,
@@ -109,50 +144,28 @@ def fit_method(
     *,
     random_state: int = 0,
     validation: tuple[np.ndarray, np.ndarray] | None = None,
+    groups: Any | None = None,
     **params: Any,
 ) -> list[SparseFit]:
     """Fit one plain method's path (a ranker, ``telescopic``, ``optimal``, ``single_neuron`` or ``dense``) on 0/1
-    labels.
+    labels: ``make_probe(method, random_state=random_state, **params).fit_path(X_train, y_train, ks)``.
 
     ``ks=None`` means the method's default grid, silently limited to the number of neurons; explicit ``ks`` larger
     than that are clipped with a :class:`~sparse_probing.probes.KClippedWarning`. ``validation=(X_val, y_val)``
     is used by the methods that choose on validation data (``optimal`` chooses its gamma there, ``single_neuron``
-    its neuron); the others ignore it.
+    its neuron); the others ignore it. ``groups`` (``optimal`` only) groups the internal holdout that chooses gamma
+    when there is no validation data.
     """
-    D = np.shape(X_train)[1]
-
-    def default(grid: tuple[int, ...]) -> tuple[int, ...]:
-        return tuple(k for k in grid if k <= D) or (D,)
-
-    if method in RANKERS:
-        return top_k_path(
-            X_train, y_train, default(K_GRID) if ks is None else ks, ranker=method, random_state=random_state, **params
-        )
-    if method == "telescopic":
-        grid = default(K_GRID) if ks is None else ks
-        return telescopic_path(X_train, y_train, grid, random_state=random_state, **params)
+    probe = make_probe(method, random_state=random_state, **params)
     if method == "optimal":
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # unproven solves are flagged in the table
-            return optimal_sparse_path(
-                X_train,
-                y_train,
-                default(OSP_K_GRID) if ks is None else ks,
-                random_state=random_state,
-                validation=validation,
-                **params,
-            )
+            return probe.fit_path(X_train, y_train, ks, validation=validation, groups=groups)
+    if groups is not None:
+        raise ProbeInputError(f"groups is used by the 'optimal' method only, got it for {method!r}.")
     if method == "single_neuron":
-        if ks is not None and tuple(ks) != (1,):
-            raise ProbeInputError(f"single_neuron fits k=1 only, got ks={tuple(ks)}.")
-        X_val, y_val = (None, None) if validation is None else validation
-        return [best_single_neuron(X_train, y_train, X_val, y_val, **params)]
-    if method == "dense":
-        return [fit_dense(np.asarray(X_train, dtype=np.float64), np.asarray(y_train).astype(np.int64), **params)]
-    raise ProbeInputError(
-        f"fit_method takes a plain method, got {method!r}; plain methods: "
-        f"{(*RANKERS, 'telescopic', 'optimal', 'single_neuron', 'dense')}."
-    )
+        return probe.fit_path(X_train, y_train, ks, validation=validation)
+    return probe.fit_path(X_train, y_train, ks)
 
 
 def _binary_labels(y: Any, feature: str) -> tuple[np.ndarray, np.ndarray]:
