@@ -88,6 +88,7 @@ def run_chapter(
     output_dir: str | Path | None = None,
     *,
     publish: bool = False,
+    scheduler: str | None = None,
 ) -> Path:
     """Execute one chapter with papermill; returns the executed notebook's path.
 
@@ -98,9 +99,24 @@ def run_chapter(
     published ``book/results/``. Any other run writes ``<output_dir>/<chapter>.ipynb`` and its results to
     ``<output_dir>/results/`` (``output_dir`` defaults to ``data/results/runs``); such a run may not write inside
     ``book/``.
+
+    ``scheduler`` (e.g. ``"local:4"`` or ``"tcp://host:8786"``, see :mod:`sparse_probing.distributed`) is put into
+    the kernel's ``$SPARSE_PROBING_SCHEDULER`` for this run (restored afterwards), so the chapter's probe sweeps
+    (:func:`sparse_probing.study.probe_cache`) run on Dask workers; the results are the same. None leaves the
+    environment as it is. A bad value is refused before anything runs.
     """
     import papermill as pm
 
+    if scheduler is not None:
+        from .distributed import SCHEDULER_ENV, check_scheduler
+
+        try:
+            check_scheduler(scheduler)
+        except ValueError as err:
+            raise ChapterError(str(err)) from None
+        environment = {SCHEDULER_ENV: scheduler}
+    else:
+        environment = {}
     chapter = _resolve_chapter(chapter)
     if publish:
         if output_dir is not None:
@@ -126,8 +142,9 @@ def run_chapter(
     tmp = out_dir / f".{chapter}.running.ipynb"
     start = time.perf_counter()
     # the chapter's results files: book/results for the book build, else next to the executed notebook
-    previous = os.environ.get(RESULTS_ENV)
-    os.environ[RESULTS_ENV] = str(results.resolve())
+    environment[RESULTS_ENV] = str(results.resolve())
+    previous = {name: os.environ.get(name) for name in environment}
+    os.environ.update(environment)
     try:
         pm.execute_notebook(
             str(CHAPTERS_DIR / f"{chapter}.ipynb"),
@@ -139,10 +156,11 @@ def run_chapter(
             shutdown_kernel="immediate",
         )
     finally:
-        if previous is None:
-            os.environ.pop(RESULTS_ENV, None)
-        else:
-            os.environ[RESULTS_ENV] = previous
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
     seconds = time.perf_counter() - start
     nb = compact_streams(json.loads(tmp.read_text()))
     nb["metadata"]["sparse_probing"] = {

@@ -7,6 +7,9 @@ sparse-probing pipeline [--variant smoke]   cache activations of a model on ever
 sparse-probing chapter NAME [--output-dir D] run one chapter: D/NAME.ipynb and D/results/ (default data/results/runs)
 sparse-probing book [--only NAME]           run the chapters into book/executed + book/results, build the site
 
+``chapter`` and ``book`` take ``--scheduler VALUE`` (``local``, ``local:N``, a Dask address or scheduler file) to run
+the chapters' probe sweeps on Dask workers.
+
 Errors are reported in one line (exit code 2 for bad input, 1 for failures); ``--debug`` shows the traceback.
 """
 
@@ -43,6 +46,12 @@ def _positive_int(text: str) -> int:
 
 class UsageError(ValueError):
     """Bad input on the command line (exit code 2)."""
+
+
+SCHEDULER_HELP = (
+    "run the chapters' probe sweeps on Dask: local, local:N, a scheduler address (tcp://host:8786) or a "
+    "scheduler file (.json); sets SPARSE_PROBING_SCHEDULER for the chapter's kernel"
+)
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
@@ -128,10 +137,23 @@ def _parse_override(text: str) -> tuple[str, object]:
     return name, yaml.safe_load(value)  # numbers, lists ([3, 15]) and strings as YAML reads them
 
 
+def _check_scheduler(value: str | None) -> str | None:
+    """``--scheduler`` checked before any work starts (UsageError, exit code 2, for a value Dask cannot use)."""
+    if value is None:
+        return None
+    from sparse_probing.distributed import check_scheduler
+
+    try:
+        return check_scheduler(value)
+    except ValueError as err:
+        raise UsageError(f"--scheduler: {err}") from None
+
+
 def _cmd_chapter(args: argparse.Namespace) -> int:
     from sparse_probing.book import run_chapter
 
-    out = run_chapter(args.name, args.variant, dict(args.param), output_dir=args.output_dir)
+    scheduler = _check_scheduler(args.scheduler)
+    out = run_chapter(args.name, args.variant, dict(args.param), output_dir=args.output_dir, scheduler=scheduler)
     print(f"executed {out}\nresults in {out.parent / 'results'}")
     return 0
 
@@ -147,12 +169,13 @@ def _cmd_book(args: argparse.Namespace) -> int:
         write_provenance,
     )
 
+    scheduler = _check_scheduler(args.scheduler)
     if not args.skip_run:
         chapters = [_resolve_chapter(name) for name in args.only] if args.only else chapter_names()
         for i, chapter in enumerate(chapters, 1):
             start = time.perf_counter()
             print(f"[{i}/{len(chapters)}] {chapter} ({args.variant}) ...", flush=True)
-            run_chapter(chapter, args.variant, publish=True)
+            run_chapter(chapter, args.variant, publish=True, scheduler=scheduler)
             print(f"[{i}/{len(chapters)}] {chapter} done in {time.perf_counter() - start:.0f} s", flush=True)
     stale = stale_chapters()
     if stale:
@@ -198,12 +221,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override one parameter, e.g. -p model=gemma-3-270m (repeatable)")  # fmt: skip
     p.add_argument("--output-dir", default=None,
                    help="where the executed notebook and its results/ go (default data/results/runs)")  # fmt: skip
+    p.add_argument("--scheduler", default=None, metavar="VALUE", help=SCHEDULER_HELP)
     p.set_defaults(func=_cmd_chapter)
     p = sub.add_parser("book", help="run every chapter, then build the site into _build/html")
     p.add_argument("--variant", default="default")
     p.add_argument("--skip-run", action="store_true", help="only build the site from book/executed/")
     p.add_argument("--only", action="append", default=[], metavar="CHAPTER",
                    help="re-run only this chapter before building (repeatable)")  # fmt: skip
+    p.add_argument("--scheduler", default=None, metavar="VALUE", help=SCHEDULER_HELP)
     p.set_defaults(func=_cmd_book)
     return parser
 

@@ -82,6 +82,7 @@ __all__ = [
     "ShardResult",
     "assemble_shards",
     "cache_sharded",
+    "check_scheduler",
     "compute_shard",
     "current_client",
     "map_tasks",
@@ -131,6 +132,17 @@ def _parse(value: Any) -> tuple[str, Any]:
         f"scheduler {value!r} is not understood: use None/'none' (one machine), 'local' or 'local:N' (a local "
         "cluster), a Dask address such as 'tcp://10.0.0.5:8786', or a scheduler file ending in .json"
     )
+
+
+def check_scheduler(value: str) -> str:
+    """``value`` if :func:`scheduler` accepts it as a scheduler name, else ValueError with what is accepted.
+
+    Starts and connects to nothing: a CLI can refuse a bad ``--scheduler`` before any work begins.
+    """
+    if not isinstance(value, str):
+        raise ValueError(f"a scheduler name is a string, got {value!r}")
+    _parse(value)
+    return value
 
 
 def current_client() -> Any:

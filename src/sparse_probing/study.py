@@ -8,6 +8,8 @@ A chapter caches activations (:mod:`sparse_probing.activations`), turns the cach
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -36,6 +38,8 @@ PAPER_MEAN_BEST_SINGLE_NEURON_F1: dict[str, float] = {
 }
 """Gurnee et al. (2023): mean F1 of the best single neuron over the 100 top features, per Pythia model size."""
 
+_SCHEDULER_ENV = "SPARSE_PROBING_SCHEDULER"  # distributed.SCHEDULER_ENV, named here so that nothing imports Dask
+
 
 def cache_for(
     model: str | LoadedModel,
@@ -49,7 +53,10 @@ def cache_for(
 ) -> CachedActivations:
     """Cached MLP activations of every layer (or ``layers``) of ``model`` on a dataset (computed once, then reused).
 
-    Chapters that use the same arguments share one cache entry.
+    Chapters that use the same arguments share one cache entry. Inside a
+    :func:`sparse_probing.distributed.scheduler` block the entry is computed in shards on the Dask workers
+    (:func:`~sparse_probing.distributed.cache_sharded`, each worker loading the model by name); the entry is the
+    same either way.
     """
     loaded = model if isinstance(model, LoadedModel) else None
     name = loaded.spec.name if loaded is not None else str(model)
@@ -62,7 +69,21 @@ def cache_for(
         n_documents=n_documents,
         batch_size=batch_size,
     )
+    client = _active_client()
+    if client is not None:
+        from . import distributed
+
+        return distributed.cache_sharded(spec, client=client)
     return load_or_compute(spec, model=loaded)
+
+
+def _active_client() -> Any:
+    """The Dask client of an enclosing :func:`sparse_probing.distributed.scheduler` block, or None.
+
+    Looked up without importing :mod:`sparse_probing.distributed`: if nothing imported it, no block is open.
+    """
+    module = sys.modules.get(f"{__package__}.distributed")
+    return None if module is None else module.current_client()
 
 
 def dataset_of(acts: CachedActivations) -> ProbingDataset:
@@ -136,6 +157,11 @@ def probe_cache(
 
     Defaults: every task of :func:`binary_tasks`, every cached layer, a grouped split stratified by the first
     feature when every example has it, and a bootstrap CI over documents for the test F1.
+
+    The sweep's tasks run on Dask workers when a scheduler is configured: inside a
+    :func:`sparse_probing.distributed.scheduler` block, or when ``$SPARSE_PROBING_SCHEDULER`` is set (e.g. by
+    ``sparse-probing chapter --scheduler local:4``; a local cluster is then started for this call and closed after
+    it). The table is the same either way.
     """
     ex = acts.examples
     tasks = binary_tasks(ex) if tasks is None else tasks
@@ -146,7 +172,15 @@ def probe_cache(
         split = split_examples(ex, stratify=first if first and ex[first].notna().all() else None)
     layers = acts.layers if layers is None else list(layers)
     activations = {layer: acts.layer(layer) for layer in layers}
-    df = run_sweep(activations, tasks, split, specs, groups=ex["doc"].to_numpy(), n_boot=n_boot, progress=progress)
+    groups = ex["doc"].to_numpy()
+    client = _active_client()
+    if client is None and not os.environ.get(_SCHEDULER_ENV):
+        df = run_sweep(activations, tasks, split, specs, groups=groups, n_boot=n_boot, progress=progress)
+    else:
+        from . import distributed
+
+        with distributed.scheduler(client, progress=progress):  # None: the scheduler $SPARSE_PROBING_SCHEDULER names
+            df = run_sweep(activations, tasks, split, specs, groups=groups, n_boot=n_boot, progress=progress)
     meta = acts.meta["spec"]
     return df.assign(model=meta["model"], dataset=meta["dataset"])
 

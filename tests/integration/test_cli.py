@@ -51,6 +51,8 @@ def test_bad_sizes_exit_2_with_one_line(capsys, args, expected):
         (["chapter", "no_such_chapter"], "unknown chapter"),
         (["chapter", "01_methods", "--variant", "../../x"], "not a valid name"),
         (["chapter", "01_methods", "--output-dir", "book/elsewhere"], "only the book build writes"),
+        (["chapter", "01_methods", "--scheduler", "bogus://x"], "--scheduler: scheduler 'bogus://x' is not understood"),
+        (["book", "--scheduler", "local:0"], "asks for no workers"),  # refused before any chapter runs
     ],
 )
 def test_errors_are_one_line_with_exit_code_2(capsys, argv, expected):
@@ -65,3 +67,31 @@ def test_errors_are_one_line_with_exit_code_2(capsys, argv, expected):
 def test_debug_shows_the_traceback():
     with pytest.raises(ValueError, match="not a valid name"):
         main(["cache", "--model", "tiny-neox", "--dataset", "../../etc", "--debug"])
+
+
+def test_run_chapter_puts_the_scheduler_in_the_kernel_environment(tmp_path, monkeypatch):
+    import json
+    import os
+
+    import papermill
+
+    from sparse_probing.book import ChapterError, run_chapter
+    from sparse_probing.distributed import SCHEDULER_ENV
+
+    seen = {}
+
+    def execute(source, output, **kwargs):  # stands in for the kernel: records the environment it would inherit
+        seen["scheduler"] = os.environ.get(SCHEDULER_ENV)
+        with open(output, "w") as f:
+            json.dump({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}, f)
+
+    monkeypatch.setattr(papermill, "execute_notebook", execute)
+    monkeypatch.delenv(SCHEDULER_ENV, raising=False)
+    out = run_chapter("01_methods", "smoke", output_dir=tmp_path, scheduler="local:2")
+    assert seen["scheduler"] == "local:2" and out.exists()
+    assert SCHEDULER_ENV not in os.environ  # restored after the run
+    monkeypatch.setenv(SCHEDULER_ENV, "none")
+    run_chapter("01_methods", "smoke", output_dir=tmp_path)
+    assert seen["scheduler"] == "none" and os.environ[SCHEDULER_ENV] == "none"  # None leaves it as it is
+    with pytest.raises(ChapterError, match="not understood"):
+        run_chapter("01_methods", "smoke", output_dir=tmp_path, scheduler="bogus://x")

@@ -186,3 +186,31 @@ def test_command_line(capsys, tmp_path, monkeypatch):
     with pytest.raises(SystemExit):
         distributed.main([*args, "--layers", "one"])
     assert "--layers must be comma-separated integers" in capsys.readouterr().err
+
+
+def test_study_helpers_use_the_active_scheduler(client, tiny_model, tmp_path, monkeypatch):
+    """cache_for computes in shards on the workers and probe_cache sweeps there: the same entry, the same table."""
+    from sparse_probing import study
+
+    monkeypatch.delenv(distributed.SCHEDULER_ENV, raising=False)
+    path = tmp_path / "mine.csv"  # named by an absolute path, so that every worker finds it
+    path.write_text(
+        "text,label,group\n" + "".join(f"words of document {i} here,{'ab'[i % 2]},d{i}\n" for i in range(24))
+    )
+    kw = dict(max_length=32, layers=(1,), batch_size=4)
+    monkeypatch.setenv("SPARSE_PROBING_CACHE", str(tmp_path / "serial"))
+    serial = study.cache_for(tiny_model, str(path), "smoke", **kw)
+    monkeypatch.setenv("SPARSE_PROBING_CACHE", str(tmp_path / "on_dask"))
+    with distributed.scheduler(client), get_task_stream(client) as stream:
+        on_dask = study.cache_for(tiny_model, str(path), "smoke", **kw)
+    assert any("shard-" in str(t.get("key")) for t in stream.data)  # the batches ran as shard tasks
+    assert on_dask.path.parent == tmp_path / "on_dask"
+    assert on_dask.path.name == serial.path.name and _files(on_dask.path) == _files(serial.path)
+
+    specs = [ProbeSpec("mean_diff", ks=(1, 2))]
+    table = study.probe_cache(serial, specs, n_boot=0)
+    with distributed.scheduler(client), get_task_stream(client) as stream:
+        table_dask = study.probe_cache(serial, specs, n_boot=0)
+    assert len(stream.data) >= 1
+    timing = [c for c in table.columns if c.endswith("_time")]
+    pd.testing.assert_frame_equal(table.drop(columns=timing), table_dask.drop(columns=timing))
