@@ -330,7 +330,10 @@ def width_scaling(
             for h in rep["half"].to_numpy()[:n_tasks]:
                 rng = np.random.default_rng([seed, int(h), m])
                 n_val = round(n_train * cfg.val_fraction)
-                (X_tr, y_tr), (X_te, y_te) = probe_data(model, int(h), n_train, rng), probe_data(model, int(h), n_val, rng)
+                (X_tr, y_tr), (X_te, y_te) = (
+                    probe_data(model, int(h), n_train, rng),
+                    probe_data(model, int(h), n_val, rng),
+                )
                 fits = fit_method(method, X_tr, y_tr, [k for k in ks if k <= m], random_state=seed)
                 f1s = {f.k: _f1(f, X_te, y_te) for f in fits}
                 k_needed.append(min([k for k, v in f1s.items() if v >= target_f1], default=max(ks) + 1))
