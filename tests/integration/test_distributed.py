@@ -118,6 +118,9 @@ def test_sweep_on_dask_equals_serial(client):
     split = grouped_split(a.groups, a.y, random_state=0)
     specs = [ProbeSpec("mean_diff", ks=(1, 3)), ProbeSpec("telescopic", ks=(1, 3), params={"n_start": 8})]
     serial = run_sweep(activations, labels, split, specs, progress=False)
+    # joblib sizes its Dask dispatch from the live workers' threads: wait until the worker that an earlier test
+    # killed is back, or a lone one-thread worker makes joblib run the sweep in this process
+    client.wait_for_workers(2, timeout=120)
     with distributed.scheduler(client), get_task_stream(client) as stream:
         on_dask = run_sweep(activations, labels, split, specs, progress=False)
         assert type(get_active_backend()[0]).__name__ == "DaskDistributedBackend"

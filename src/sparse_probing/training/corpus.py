@@ -764,10 +764,22 @@ def read_manifest(root: str | Path | None = None) -> dict[str, Any]:
 
 
 def leaked_documents(
-    corpus_path: str | Path | None = None, datasets_root: str | Path | None = None, spec: CorpusSpec | None = None
+    corpus_path: str | Path | None = None,
+    datasets_root: str | Path | None = None,
+    spec: CorpusSpec | None = None,
+    files: Iterable[str] | None = None,
 ) -> list[str]:
-    """Ids of training documents that contain text of a currently built probing dataset (empty: no leak)."""
+    """Ids of training documents that contain text of a currently built probing dataset (empty: no leak).
+
+    ``files`` limits the check to these dataset file names (e.g. those the corpus manifest records as excluded).
+    """
     spec = spec or CorpusSpec()
-    datasets, _ = probing_documents(datasets_root)
+    datasets, digests = probing_documents(datasets_root)
+    if files is not None:
+        wanted = set(files)
+        missing = sorted(wanted - set(digests))
+        if missing:
+            raise FileNotFoundError(f"no built dataset files {missing} under the datasets directory; run `make data`")
+        datasets = [ds for ds, name in zip(datasets, digests, strict=True) if name in wanted]
     index = ExclusionIndex((d.text for ds in datasets for d in ds.documents), spec.shingle_words, spec.min_match_words)
     return [d.doc_id for d in read_corpus(corpus_path, split="train") if index.matches(d.text)[0]]
