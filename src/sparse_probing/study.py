@@ -21,6 +21,7 @@ from .activations import ActivationSpec, CachedActivations, load_or_compute
 from .analysis import weights as _weights
 from .datasets import ProbingDataset, load_dataset
 from .datasets.base import tokenize_documents
+from .datasets.sizing import binary_columns
 from .metrics import binary_metrics, bootstrap_ci
 from .models import LoadedModel
 from .probes import ProbeSpec, iterative_pruning, run_sweep
@@ -112,26 +113,16 @@ def binary_tasks(
         if unknown:
             raise KeyError(f"features {unknown} are not in these examples; available: {names}")
         names = list(features)
+
+    def is_regression(feature: str) -> bool:
+        values = examples[feature].dropna()
+        return pd.api.types.is_float_dtype(values) and not bool(values.isin([0, 1]).all())
+
     tasks: dict[str, np.ndarray] = {}
-    for feature in names:
-        column = examples[feature]
-        present = column.notna().to_numpy()
-        values = column[present]
-        if values.empty:
-            continue
-        binary = bool(values.isin([0, 1]).all())
-        if pd.api.types.is_float_dtype(values) and not binary:
-            continue  # a regression target
-        if binary:
-            candidates = [(feature, 1)]
-        else:
-            candidates = [(f"{feature}={v}", v) for v in sorted(pd.unique(values), key=str)]
-        for name, positive in candidates:
-            y = np.full(len(examples), np.nan)
-            y[present] = (values.to_numpy() == positive).astype(float)
-            n_pos = int(np.nansum(y))
-            if n_pos >= min_positives and int(present.sum()) - n_pos >= min_negatives:
-                tasks[name] = y
+    for name, y in binary_columns(examples, [f for f in names if not is_regression(f)]).items():
+        n_pos, n_labelled = int(np.nansum(y)), int(np.isfinite(y).sum())
+        if n_pos >= min_positives and n_labelled - n_pos >= min_negatives:
+            tasks[name] = y
     return tasks
 
 
