@@ -28,12 +28,13 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from sparse_probing import paths
-from sparse_probing.activations import ActivationSpec, _Done, load_or_compute
+from sparse_probing.activations import ActivationSpec, _batches, _Done, _pad, load_or_compute
 from sparse_probing.datasets import load_dataset
 from sparse_probing.datasets.base import tokenize_documents
 from sparse_probing.models import load_model
@@ -42,41 +43,32 @@ RESULTS = Path(__file__).with_name("RESULTS.md")
 SECTION = "## Activation cache"
 
 
-def _full_forward_seconds(model, ids: list, batch_size: int) -> float:
+def _padded_batches(model, ids: list, batch_size: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The cache's own length-sorted batches of these documents, padded as the cache pads them."""
+    lengths = np.array([len(x) for x in ids])
     pad = model.tokenizer.pad_token_id or 0
-    order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
-    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    return [_pad([ids[i] for i in batch], pad) for batch in _batches(lengths, np.arange(len(ids)), batch_size)]
+
+
+def _full_forward_seconds(model, ids: list, batch_size: int) -> float:
+    batches = _padded_batches(model, ids, batch_size)
     start = time.perf_counter()
     with torch.inference_mode():
-        for batch in batches:
-            width = max(len(ids[i]) for i in batch)
-            tokens = torch.full((len(batch), width), pad, dtype=torch.long)
-            mask = torch.zeros_like(tokens)
-            for j, i in enumerate(batch):
-                tokens[j, : len(ids[i])] = torch.as_tensor(ids[i])
-                mask[j, : len(ids[i])] = 1
+        for tokens, mask in batches:
             model.bridge(tokens, attention_mask=mask)
     return time.perf_counter() - start
 
 
 def _bare_forward_seconds(model, ids: list, batch_size: int, last_hook: str) -> float:
     """The same batches as the cache, stopped at ``last_hook`` with nothing read out."""
-    pad = model.tokenizer.pad_token_id or 0
-    order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
-    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    batches = _padded_batches(model, ids, batch_size)
 
     def stop(acts, hook):
         raise _Done
 
     start = time.perf_counter()
     with torch.inference_mode():
-        for batch in batches:
-            width = max(len(ids[i]) for i in batch)
-            tokens = torch.full((len(batch), width), pad, dtype=torch.long)
-            mask = torch.zeros_like(tokens)
-            for j, i in enumerate(batch):
-                tokens[j, : len(ids[i])] = torch.as_tensor(ids[i])
-                mask[j, : len(ids[i])] = 1
+        for tokens, mask in batches:
             try:
                 model.bridge.run_with_hooks(tokens, fwd_hooks=[(last_hook, stop)], return_type=None,
                                             attention_mask=mask)  # fmt: skip
