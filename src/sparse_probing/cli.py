@@ -215,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_pipeline)
 
     p = sub.add_parser("chapter", help="run one chapter notebook with papermill (not into the published book)")
-    p.add_argument("name", help="chapter notebook stem or slug, e.g. 03_monosemantic or monosemantic")
+    p.add_argument("name", help="chapter notebook stem or slug, e.g. 04_monosemantic or monosemantic")
     p.add_argument("--variant", default="default", help="smoke, default or paper")
     p.add_argument("-p", "--param", action="append", type=_parse_override, default=[], metavar="NAME=VALUE",
                    help="override one parameter, e.g. -p model=gemma-3-270m (repeatable)")  # fmt: skip

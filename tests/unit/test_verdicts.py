@@ -118,3 +118,17 @@ def test_markdown_table_links_chapters_and_never_prints_an_empty_table():
     assert "{doc}`executed/03_superposition`" in lines[2] and "**reproduced**" in lines[2]
     assert "**inconclusive**" in lines[3]
     assert "no verdict" in verdict_markdown(verdict_table([]))
+
+
+def test_calibrated_power_reads_the_ground_truth_record():
+    from sparse_probing.analysis.verdicts import calibrated_power
+
+    records = [
+        {"name": "01_methods", "metrics": {"power_at_book_size": [{"diagnostic": "gain", "power": 0.1}]}},
+        {"name": "02_ground_truth", "metrics": {"power_at_book_size": [
+            {"diagnostic": "gain", "power": 0.25}, {"diagnostic": "osp", "power": None}]}},
+    ]  # fmt: skip
+    assert calibrated_power("gain", records) == 0.25
+    assert calibrated_power("osp", records) is None
+    assert calibrated_power("pruning", records) is None
+    assert calibrated_power("gain", []) is None

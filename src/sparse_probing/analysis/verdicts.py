@@ -32,6 +32,7 @@ __all__ = [
     "MIN_TEST_POSITIVES",
     "VERDICTS",
     "ClaimEvidence",
+    "calibrated_power",
     "combine",
     "describe_correlation",
     "describe_difference",
@@ -129,6 +130,28 @@ def _reason_and_verdict(ev: ClaimEvidence) -> tuple[Verdict, str]:
     if ev.power < MIN_POWER:
         return "inconclusive", f"effect not established; power {ev.power:.2f} < {MIN_POWER}"
     return "not reproduced", f"effect not established at power {ev.power:.2f}"
+
+
+def calibrated_power(diagnostic: str, records: Iterable[Mapping[str, Any]] | None = None) -> float | None:
+    """Power of a diagnostic at the book's sample size, from the ground-truth chapter's results.
+
+    ``diagnostic`` is one of the names of ``metrics.power_at_book_size`` of ``02_ground_truth`` (``gain``,
+    ``random_basis``, ``pruning``, ``osp``, ``dedicated``). ``records`` are results records; by default those of the
+    current results directory, then the published ``book/results``. None when the ground-truth chapter has not run or
+    did not calibrate this diagnostic: a claim then cannot be called "not reproduced".
+    """
+    if records is None:
+        from ..results import RESULTS_DIR, load_results, results_dir
+
+        dirs = [d for d in (results_dir(), RESULTS_DIR) if d.is_dir()]
+        records = [r for d in dict.fromkeys(dirs) for r in load_results(d)]
+    for record in records:
+        if record.get("name") != "02_ground_truth":
+            continue
+        for row in (record.get("metrics") or {}).get("power_at_book_size", []):
+            if row.get("diagnostic") == diagnostic and row.get("power") is not None:
+                return float(row["power"])
+    return None
 
 
 def verdict(evidence: ClaimEvidence | Mapping[str, Any]) -> Verdict:
