@@ -132,3 +132,20 @@ def test_calibrated_power_reads_the_ground_truth_record():
     assert calibrated_power("osp", records) is None
     assert calibrated_power("pruning", records) is None
     assert calibrated_power("gain", []) is None
+
+
+def test_verdict_box_and_what_would_change_follow_the_verdict():
+    from sparse_probing.analysis.verdicts import verdict_box, what_would_change
+
+    shown = evidence(claim="early superposition", surface_margin=(-0.1, -0.2, -0.01))
+    box = verdict_box([shown])
+    assert "Claim: early superposition" in box and "**Verdict: partly**" in box
+    assert "0.10 (0.05-0.15)" in box and "\u22120.10" in box
+    assert "surface baseline" in what_would_change([shown])
+    few = evidence(min_test_positives=12)
+    assert "**Verdict: inconclusive**" in verdict_box([few])
+    assert "now 12" in what_would_change([few])
+    absent = evidence(estimate=0.0, ci_low=-0.05, ci_high=0.05, power=0.9)
+    assert "**Verdict: not reproduced**" in verdict_box([absent])
+    assert "would reverse it" in what_would_change([absent])
+    assert verdict_box([]) == what_would_change([]) == "This run recorded no claim.\n"

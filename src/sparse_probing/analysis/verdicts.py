@@ -38,8 +38,10 @@ __all__ = [
     "describe_difference",
     "format_ci",
     "verdict",
+    "verdict_box",
     "verdict_markdown",
     "verdict_table",
+    "what_would_change",
 ]
 
 MIN_TEST_POSITIVES = 30
@@ -287,3 +289,71 @@ def verdict_markdown(table: pd.DataFrame, *, link: bool = True) -> str:
         "| " + " | ".join(str(row[c]).replace("|", "/") for c in GLANCE_COLUMNS) + " |" for _, row in cells.iterrows()
     ]
     return "\n".join([header, rule, *rows]) + "\n"
+
+
+def _evidence_line(ev: ClaimEvidence) -> str:
+    parts = [f"{ev.measure}: {format_ci(ev.estimate, ev.ci_low, ev.ci_high)}"]
+    if ev.surface_margin is not None:
+        parts.append(f"over the best surface baseline {format_ci(*ev.surface_margin)}")
+    if ev.control:
+        parts.append(f"control: {ev.control}")
+    parts.append("power not calibrated" if ev.power is None else f"calibrated power {ev.power:.2f}")
+    parts.append(f"{ev.n_tasks} task{'s' if ev.n_tasks != 1 else ''}, fewest test positives {ev.min_test_positives}")
+    return "; ".join(parts)
+
+
+def verdict_box(claims: Iterable[ClaimEvidence | Mapping[str, Any]]) -> str:
+    """MyST markdown that opens a chapter: per claim, the paper's statement, our result and the verdict with its reason.
+
+    Sub-tests (``parts``) are listed under their claim with their own verdicts.
+    """
+    blocks = []
+    for raw in claims:
+        ev = _as_evidence(raw)
+        v, why = _reason_and_verdict(ev)
+        lines = [f"**Paper:** {ev.paper}", "", f"**Ours:** {_evidence_line(ev)}."]
+        for part in ev.parts:
+            pv, pwhy = _reason_and_verdict(part)
+            lines.append(f"- {part.claim}: {_evidence_line(part)}. *{pv}* ({pwhy}).")
+        lines += ["", f"**Verdict: {v}** ({why})."]
+        blocks.append(f"````{{admonition}} Claim: {ev.claim}\n:class: note\n" + "\n".join(lines) + "\n````")
+    if not blocks:
+        return "This run recorded no claim.\n"
+    return "\n\n".join(blocks) + "\n"
+
+
+def _change(ev: ClaimEvidence) -> str:
+    v, _ = _reason_and_verdict(ev)
+    if ev.min_test_positives < MIN_TEST_POSITIVES:
+        return (
+            f"more data: at least {MIN_TEST_POSITIVES} test positives in every task (now {ev.min_test_positives}) "
+            "would allow a verdict"
+        )
+    if v == "inconclusive":
+        power = "an uncalibrated diagnostic" if ev.power is None else f"power {ev.power:.2f}"
+        return (
+            f"the effect is not established with {power}: a larger sample (more tasks or examples) or a diagnostic "
+            f"with power >= {MIN_POWER} at this size would turn the missing effect into evidence either way"
+        )
+    if v == "not reproduced":
+        return (
+            f"an effect above {ev.threshold:g} with a CI clear of it in a larger or different model (the paper used "
+            "Pythia) would reverse it; at this size the diagnostic would have seen it"
+        )
+    if v == "partly":
+        if ev.parts:
+            return "the sub-tests that fall short reaching the same result as the others"
+        return (
+            "a margin over the best surface baseline whose CI excludes 0, e.g. on tasks the tokens alone cannot "
+            "decode, would make it reproduced; an effect CI reaching the threshold would make it inconclusive"
+        )
+    return "a CI reaching the threshold on more data, or a surface baseline that matches the neurons, would weaken it"
+
+
+def what_would_change(claims: Iterable[ClaimEvidence | Mapping[str, Any]]) -> str:
+    """Markdown that closes a chapter: per claim, its verdict and what evidence would change it."""
+    lines = []
+    for raw in claims:
+        ev = _as_evidence(raw)
+        lines.append(f"- **{ev.claim}** ({verdict(ev)}): {_change(ev)}.")
+    return "\n".join(lines) + "\n" if lines else "This run recorded no claim.\n"
