@@ -12,6 +12,7 @@ import datetime
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -162,7 +163,7 @@ def run_chapter(
             else:
                 os.environ[name] = value
     seconds = time.perf_counter() - start
-    nb = compact_streams(json.loads(tmp.read_text()))
+    nb = for_reading(compact_streams(json.loads(tmp.read_text())))
     nb["metadata"]["sparse_probing"] = {
         "chapter": chapter,
         "variant": variant,
@@ -175,6 +176,44 @@ def run_chapter(
     tmp.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
     tmp.replace(out)  # a failed run never replaces a good executed copy
     return out
+
+
+_ASSIGNMENT = re.compile(r"^(?P<name>[A-Za-z_]\w*)\s*=\s*(?P<value>.*?)(?P<comment>\s+#.*)?$")
+
+
+def for_reading(nb: dict[str, Any]) -> dict[str, Any]:
+    """Prepare an executed notebook for the book; returns it, changed in place.
+
+    The parameters are shown once: the values papermill injected replace the defaults in the notebook's own
+    ``parameters`` cell (keeping each line's comment) and the injected cell is dropped. Every other code cell is
+    tagged ``hide-input``, so a page reads as narrative, results and the parameters that produced them.
+    """
+    cells = nb.get("cells", [])
+    tags = [c.get("metadata", {}).get("tags", []) for c in cells]
+    params = next((i for i, t in enumerate(tags) if "parameters" in t), None)
+    injected = next((i for i, t in enumerate(tags) if "injected-parameters" in t), None)
+    if params is not None and injected is not None:
+        values: dict[str, str] = {}
+        for line in "".join(cells[injected]["source"]).splitlines():
+            m = _ASSIGNMENT.match(line)
+            if m:
+                values[m["name"]] = m["value"]
+        lines = []
+        for line in "".join(cells[params]["source"]).splitlines():
+            m = _ASSIGNMENT.match(line)
+            if m and m["name"] in values:
+                line = f"{m['name']} = {values.pop(m['name'])}{m['comment'] or ''}"
+            lines.append(line)
+        lines += [f"{name} = {value}" for name, value in values.items()]
+        cells[params]["source"] = "\n".join(lines)
+        del cells[injected]
+    for cell in cells:
+        if cell.get("cell_type") != "code":
+            continue
+        cell_tags = cell.setdefault("metadata", {}).setdefault("tags", [])
+        if "parameters" not in cell_tags and not {"hide-input", "remove-input", "remove-cell"} & set(cell_tags):
+            cell_tags.append("hide-input")
+    return nb
 
 
 def compact_streams(nb: dict[str, Any]) -> dict[str, Any]:
