@@ -35,14 +35,22 @@ def f1_vs_k(results: pd.DataFrame, hue: str = "method", col: str | None = None, 
     return grid.figure
 
 
-def by_layer(results: pd.DataFrame, y: str = "f1", hue: str = "feature", title: str = "") -> plt.Figure:
-    """A score against layer, one line per ``hue`` (e.g. best single-neuron F1 per feature)."""
-    fig, ax = plt.subplots(figsize=(6.5, 3.5))
-    sns.lineplot(data=results, x="layer", y=y, hue=hue, marker="o", ax=ax)
-    ax.set(ylim=(0, 1.02) if y == "f1" else None, title=title)
-    ax.legend(loc="center left", bbox_to_anchor=(1, 0.5), fontsize="small")
-    fig.tight_layout()
-    return fig
+class Figures:
+    """Numbered figures of one chapter: ``figures.show(fig, caption)`` displays the figure, closes it and shows
+    "**Figure n.** caption" under it (n counts from 1 per chapter)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def show(self, fig: plt.Figure, caption: str) -> None:
+        from IPython.display import Markdown, display
+
+        if not caption.strip():
+            raise ValueError("a figure needs a caption that states what it shows")
+        self.count += 1
+        display(fig)
+        plt.close(fig)
+        display(Markdown(f"**Figure {self.count}.** {caption}"))
 
 
 def activation_histogram(
