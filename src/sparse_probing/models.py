@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from sparse_probing.paths import REPO_ROOT, file_sha256_cached, model_cache_dir
+from sparse_probing.paths import MODELS_DIR, file_sha256_cached, model_cache_dir
 
 __all__ = [
     "OFFLINE_MODELS",
@@ -41,7 +41,6 @@ __all__ = [
     "load_model",
 ]
 
-MODELS_DIR = REPO_ROOT / "data" / "models"
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 

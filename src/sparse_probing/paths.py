@@ -45,6 +45,8 @@ __all__ = [
 ]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+MODELS_DIR = REPO_ROOT / "data" / "models"
+"""Models trained here (the mini family, its tokenizer, training logs and report), committed with the repository."""
 """The repository checkout (the directory holding ``pyproject.toml``)."""
 
 DATA_ENV = "SPARSE_PROBING_DATA"

@@ -15,14 +15,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import (
+from . import (  # noqa: F401 (importing them registers their text sources)
     code_language,
+    code_sources,
     compound_words,
     data_source,
     factual,
     natural_language,
     paper,
     position,
+    prose_sources,
     syntax,
     text_features,
 )
@@ -35,7 +37,6 @@ from .base import (
     Span,
     align,
     data_dir,
-    one_vs_rest,
 )
 from .family import VARIANTS, Family
 from .sizing import strata, task_sizes
@@ -75,7 +76,6 @@ __all__ = [
     "list_datasets",
     "load_dataset",
     "load_user_dataset",
-    "one_vs_rest",
     "strata",
     "summary_table",
     "task_sizes",

@@ -19,7 +19,7 @@ import json
 import math
 import re
 import zlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -532,8 +532,3 @@ def _align_tokens(dataset: ProbingDataset, ids: list[np.ndarray], offsets: list[
             rows.append(row)
     cols = ["doc", "tok_start", "tok_end", "group", *dataset.feature_names]
     return Alignment(input_ids=tuple(ids), examples=pd.DataFrame(rows, columns=cols), n_dropped=0)
-
-
-def one_vs_rest(values: Iterable[Label], positive: Label) -> np.ndarray:
-    """Binary 0/1 labels: 1 where the value equals ``positive``."""
-    return np.asarray([v == positive for v in values], dtype=np.int64)

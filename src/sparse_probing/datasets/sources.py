@@ -818,8 +818,3 @@ def chunk_units(
             if count >= min_words:
                 yield Chunk(u.source, u.group, tuple(ids), sep.join(cur), first)
                 cur, ids, count = [], [], 0
-
-
-# Code and other prose sources register themselves in SOURCES (imported last: they use the helpers above).
-from . import code_sources as _code_sources  # noqa: E402, F401
-from . import prose_sources as _prose_sources  # noqa: E402, F401

@@ -29,7 +29,7 @@ FIGURE_FILE = "training_report.png"
 
 
 def _models_dir(models_dir: str | Path | None) -> Path:
-    from sparse_probing.models import MODELS_DIR
+    from sparse_probing.paths import MODELS_DIR
 
     return Path(models_dir) if models_dir is not None else MODELS_DIR
 

@@ -26,7 +26,7 @@ EOT = "<|endoftext|>"
 
 def tokenizer_dir(models_dir: str | Path | None = None) -> Path:
     """``data/models/tokenizer`` unless another models directory is given."""
-    from sparse_probing.models import MODELS_DIR
+    from sparse_probing.paths import MODELS_DIR
 
     return Path(models_dir if models_dir is not None else MODELS_DIR) / "tokenizer"
 

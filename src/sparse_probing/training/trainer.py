@@ -64,7 +64,7 @@ STOP = threading.Event()
 
 
 def _models_dir() -> Path:
-    from sparse_probing.models import MODELS_DIR
+    from sparse_probing.paths import MODELS_DIR
 
     return MODELS_DIR
 
