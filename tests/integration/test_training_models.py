@@ -9,7 +9,8 @@ import json
 
 import pytest
 
-from sparse_probing.models import MODELS_DIR, fingerprint, list_models, load_model
+from sparse_probing.models import fingerprint, list_models, load_model
+from sparse_probing.paths import MODELS_DIR
 from sparse_probing.training.corpus import CORPUS_FILE, MANIFEST_FILE, corpus_dir, file_sha256, read_manifest
 from sparse_probing.training.family import MINI_FAMILY, MiniModelSpec, TrainSpec
 from sparse_probing.training.tokenizer import load_tokenizer, tokenizer_dir

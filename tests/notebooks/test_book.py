@@ -25,7 +25,7 @@ from sparse_probing.book import (
     write_glance,
     write_provenance,
 )
-from sparse_probing.models import REPO_ROOT
+from sparse_probing.paths import REPO_ROOT
 
 
 def test_source_notebooks_are_stripped_and_parameterized():
@@ -180,3 +180,49 @@ def test_a_users_csv_runs_through_a_chapter_by_parameter(tmp_path):
     record = json.loads((tmp_path / "run" / "results" / "01_methods.json").read_text())
     assert list(record["spec"]["datasets"]) == [str(path)]
     assert record["spec"]["datasets"][str(path)].startswith(f"{path}-smoke-v1-")
+
+
+def chapter_page_problems(page_html: str) -> list[str]:
+    """What a reader would trip over on a built chapter page: a figure without a numbered caption in its cell, an
+    image shown twice, raw LaTeX (``$W_{in}$``) printed by code instead of rendered."""
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(page_html, "html.parser")
+    problems, seen = [], set()
+    for cell in soup.select("div.cell"):
+        images = [img.get("src", "") for img in cell.select("div.cell_output img")]
+        captions = re.findall(r"Figure \d+\.", cell.get_text())
+        if len(captions) < len(images):
+            problems.append(f"{len(images)} figure(s) but {len(captions)} caption(s) in a cell: {images}")
+        for src in images:
+            if src in seen:
+                problems.append(f"image shown twice: {src}")
+            seen.add(src)
+        for output in cell.select("div.cell_output"):
+            for math in output.select(".math, script, style, mjx-container"):
+                math.decompose()
+            raw = re.findall(r"\$[^$\n]*[\\_^{}][^$\n]*\$", output.get_text())
+            if raw:
+                problems.append(f"raw LaTeX in output text: {raw[:3]}")
+    return problems
+
+
+def test_page_checker_finds_what_it_looks_for():
+    page = (
+        '<div class="cell"><div class="cell_output"><img src="a.png"/><p>Figure 1. Takeaway.</p></div></div>'
+        '<div class="cell"><div class="cell_output"><img src="a.png"/><img src="b.png"/><p>Figure 2. x</p>'
+        "<pre>norm of $W_{in}$</pre></div></div>"
+    )
+    problems = chapter_page_problems(page)
+    assert any("2 figure(s) but 1 caption(s)" in p for p in problems)
+    assert any("image shown twice: a.png" in p for p in problems)
+    assert any("raw LaTeX" in p for p in problems)
+    assert (
+        chapter_page_problems(page.split('<div class="cell"><div class="cell_output"><img src="a.png"/><img')[0]) == []
+    )
+
+
+def test_chapter_pages_caption_every_figure_once_and_render_their_math(smoke_book):
+    for chapter in chapter_names():
+        page = (smoke_book / "_build" / "html" / "book" / "executed" / f"{chapter}.html").read_text()
+        assert chapter_page_problems(page) == [], chapter
