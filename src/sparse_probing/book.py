@@ -311,19 +311,23 @@ def write_provenance(
         "",
         "## Executed chapters",
         "",
-        "| chapter | variant | parameters | commit | run time (s) | executed (UTC) | source up to date |",
-        "|---|---|---|---|---|---|---|",
+        "| chapter | variant | commit | run time (s) | executed (UTC) | source up to date |",
+        "|---|---|---|---|---|---|",
     ]
+    parameters = []
     for path in sorted(executed_dir.glob("[0-9][0-9]_*.ipynb")):
         meta = json.loads(path.read_text())["metadata"].get("sparse_probing", {})
         fresh = (CHAPTERS_DIR / path.name).exists() and meta.get("source_sha256") == source_digest(path.stem)
-        params = ", ".join(f"`{k}={v}`" for k, v in meta.get("parameters", {}).items())
+        executed = str(meta.get("executed", "?")).replace("T", " ").removesuffix("+00:00")
         lines.append(
-            f"| {path.stem} | {meta.get('variant', '?')} | {params} | `{_short_commit(meta.get('commit'))}` "
-            f"| {meta.get('seconds', '?')} | {meta.get('executed', '?')} | {'yes' if fresh else '**no**'} |"
+            f"| {{doc}}`{path.stem} <executed/{path.stem}>` | {meta.get('variant', '?')} "
+            f"| `{_short_commit(meta.get('commit'))}` | {meta.get('seconds', '?')} | {executed} "
+            f"| {'yes' if fresh else '**no**'} |"
         )
+        values = "\n".join(f"{k} = {v!r}" for k, v in meta.get("parameters", {}).items())
+        parameters += [f"````{{dropdown}} {path.stem}: parameters of this run", "```python", values, "```", "````", ""]
+    lines += ["", "The parameters of each run (the values papermill injected):", "", *parameters]
     lines += [
-        "",
         "## Results files",
         "",
         "| results | model | dataset versions | torch | transformer-lens | scikit-learn | commit | run time (s) |",
