@@ -1,9 +1,11 @@
-"""The analyses the chapters share: probing tasks from a cache entry, best neurons, top examples, ablation, weights.
+"""Probing tasks on a cache entry: the chapters' shared path from cached activations to probe results.
 
-A chapter caches activations (:mod:`sparse_probing.activations`), turns the cached examples into binary tasks with
+A chapter caches activations (:func:`cache_for`), turns the cached examples into binary tasks with
 :func:`binary_tasks`, probes them with :func:`probe_cache` (a grouped train/validation/test split and
-:func:`~sparse_probing.probes.run_sweep`) and reads the result with :func:`best_single_neurons`,
-:func:`top_examples`, :func:`ablation_effect` (with :func:`ablation_specificity`) and :func:`mlp_input_stats`.
+:func:`~sparse_probing.probes.run_sweep`) and reads the result with :func:`best_single_neurons` and
+:func:`best_layer`; :func:`pruning_curve` removes the best neurons one by one. What a neuron responds to is in
+:mod:`sparse_probing.analysis.inspection`, whether the model uses it in :mod:`sparse_probing.analysis.ablation`,
+weight statistics in :mod:`sparse_probing.analysis.weights`.
 """
 
 from __future__ import annotations
@@ -15,29 +17,15 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
 from .activations import ActivationSpec, CachedActivations, load_or_compute
-from .analysis import weights as _weights
 from .datasets import ProbingDataset, load_dataset
-from .datasets.base import tokenize_documents
 from .datasets.sizing import binary_columns
 from .metrics import binary_metrics, bootstrap_ci
 from .models import LoadedModel
 from .probes import ProbeSpec, iterative_pruning, run_sweep
 from .probes._base import fit_logistic
 from .splits import Split, grouped_split
-
-PAPER_MEAN_BEST_SINGLE_NEURON_F1: dict[str, float] = {
-    "70M": 0.788,
-    "160M": 0.806,
-    "410M": 0.820,
-    "1B": 0.838,
-    "1.4B": 0.834,
-    "2.8B": 0.845,
-    "6.9B": 0.848,
-}
-"""Gurnee et al. (2023): mean F1 of the best single neuron over the 100 top features, per Pythia model size."""
 
 _SCHEDULER_ENV = "SPARSE_PROBING_SCHEDULER"  # distributed.SCHEDULER_ENV, named here so that nothing imports Dask
 
@@ -255,211 +243,3 @@ def pruning_curve(
             row.update(f1_test_low=float(ci["low"].iloc[0]), f1_test_high=float(ci["high"].iloc[0]))
         scores.append(row)
     return pd.concat([curve, pd.DataFrame(scores)], axis=1).assign(layer=layer)
-
-
-def _snippet(text: str, start: int, end: int, width: int) -> str:
-    left = text[max(0, start - width) : start]
-    right = text[end : end + width]
-    inner = text[start:end]
-    return " ".join(
-        f"{'…' if start > width else ''}{left}⟦{inner}⟧{right}{'…' if end + width < len(text) else ''}".split()
-    )
-
-
-def top_examples(
-    acts: CachedActivations,
-    layer: int,
-    neuron: int,
-    tokenizer: Any,
-    *,
-    n: int = 5,
-    width: int = 40,
-    lowest: bool = False,
-    dataset: ProbingDataset | None = None,
-) -> pd.DataFrame:
-    """The examples on which one neuron's (pooled) activation is highest, as text with the example marked ⟦so⟧.
-
-    For document-level data the mark covers the pooled window (shown truncated to ``width`` characters on each
-    side of its start); for spans and tokens it covers the span or token with ``width`` characters of context.
-    ``dataset`` is the cached dataset when it is not a shipped family (default: loaded from the cache's spec).
-    """
-    x = np.asarray(acts.layer(layer)[:, neuron], dtype=np.float32)
-    order = np.argsort(x if lowest else -x, kind="stable")[:n]
-    ds = dataset_of(acts) if dataset is None else dataset
-    ex = acts.examples.iloc[order]
-    max_length = int(acts.meta["spec"]["max_length"])
-    docs = sorted(set(ex["doc"].tolist()))
-    _, offsets = tokenize_documents(tokenizer, [ds.documents[d].text for d in docs], max_length)
-    offsets_of = dict(zip(docs, offsets, strict=True))
-    rows = []
-    for i, (_, r) in zip(order, ex.iterrows(), strict=True):
-        text, offs = ds.documents[r["doc"]].text, offsets_of[r["doc"]]
-        start, end = int(offs[r["tok_start"], 0]), int(offs[r["tok_end"] - 1, 1])
-        if ds.level == "document":
-            end = min(end, start + width)
-        labels = ", ".join(
-            f if v in (1, True) else f"{f}={v}" for f in acts.features if pd.notna(v := r[f]) and v not in (0, False)
-        )
-        rows.append({"activation": float(x[i]), "text": _snippet(text, start, end, width), "labels": labels})
-    return pd.DataFrame(rows)
-
-
-# ---------------------------------------------------------------------------------------------- ablation
-def _mean_losses(model: LoadedModel, texts: Sequence[str], max_length: int, hooks: list, batch_size: int) -> np.ndarray:
-    """Mean next-token loss per text (padding excluded), with the given forward hooks active."""
-    tok = model.tokenizer
-    out = []
-    for i in range(0, len(texts), batch_size):
-        enc = tok(
-            list(texts[i : i + batch_size]), return_tensors="pt", padding=True, truncation=True, max_length=max_length
-        )
-        ids, mask = enc["input_ids"], enc["attention_mask"]
-        with torch.inference_mode():
-            logits = model.bridge.run_with_hooks(ids, attention_mask=mask, return_type="logits", fwd_hooks=hooks)
-        logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
-        nll = -logp.gather(-1, ids[:, 1:, None])[..., 0]
-        m = mask[:, 1:].float()
-        out.append(((nll * m).sum(1) / m.sum(1).clamp(min=1)).numpy())
-    return np.concatenate(out)
-
-
-def ablation_effect(
-    model: LoadedModel,
-    layer: int,
-    neurons: Sequence[int],
-    texts: dict[str, Sequence[str]],
-    *,
-    max_length: int = 128,
-    batch_size: int = 8,
-    mode: str = "zero",
-) -> pd.DataFrame:
-    """Loss increase per text when one neuron is ablated, for each neuron and each group of texts.
-
-    ``mode="zero"`` sets the neuron to 0 (the paper's ablation); ``mode="mean"`` sets it to its mean activation
-    over every token of all the given texts (a neuron whose resting value is far from 0 is then not mistaken for
-    an important one). Returns one row per (neuron, group, text): ``loss`` (clean), ``ablated``,
-    ``delta = ablated - loss`` and ``mode``. Compare the group the neuron is said to encode with the others, and
-    with random neurons of the same layer (:func:`ablation_specificity` gives the CIs over texts).
-    """
-    if mode not in ("zero", "mean"):
-        raise ValueError(f"mode must be 'zero' or 'mean', got {mode!r}.")
-    if model.tokenizer.pad_token is None:
-        model.tokenizer.pad_token = model.tokenizer.eos_token
-    name = f"blocks.{layer}.mlp.hook_post"
-    values = {int(n): 0.0 for n in neurons}
-    if mode == "mean":
-        all_texts = [t for group_texts in texts.values() for t in group_texts]
-        values = _mean_activations(model, name, list(values), all_texts, max_length, batch_size)
-    rows = []
-    for group, group_texts in texts.items():
-        clean = _mean_losses(model, group_texts, max_length, [], batch_size)
-        for neuron in neurons:
-
-            def zero(acts: torch.Tensor, hook: Any, neuron: int = int(neuron)) -> torch.Tensor:
-                acts[..., neuron] = values[neuron]
-                return acts
-
-            ablated = _mean_losses(model, group_texts, max_length, [(name, zero)], batch_size)
-            for j in range(len(group_texts)):
-                rows.append({"neuron": int(neuron), "group": group, "text": j, "loss": clean[j], "ablated": ablated[j]})
-    df = pd.DataFrame(rows)
-    df["delta"] = df["ablated"] - df["loss"]
-    return df.assign(mode=mode)
-
-
-def _mean_activations(
-    model: LoadedModel, hook_name: str, neurons: list[int], texts: Sequence[str], max_length: int, batch_size: int
-) -> dict[int, float]:
-    """Mean activation of each neuron at ``hook_name`` over every non-padding token of ``texts``."""
-    tok = model.tokenizer
-    total, count = torch.zeros(len(neurons), dtype=torch.float64), 0.0
-    seen: dict[str, torch.Tensor] = {}
-
-    def record(acts: torch.Tensor, hook: Any) -> torch.Tensor:
-        seen["acts"] = acts[..., neurons].detach().double()
-        return acts
-
-    for i in range(0, len(texts), batch_size):
-        enc = tok(
-            list(texts[i : i + batch_size]), return_tensors="pt", padding=True, truncation=True, max_length=max_length
-        )
-        mask = enc["attention_mask"].bool()
-        with torch.inference_mode():
-            model.bridge.run_with_hooks(
-                enc["input_ids"],
-                attention_mask=enc["attention_mask"],
-                return_type="logits",
-                fwd_hooks=[(hook_name, record)],
-            )
-        total += seen["acts"][mask].sum(dim=0)
-        count += float(mask.sum())
-    return {n: float(v) for n, v in zip(neurons, (total / max(count, 1.0)).tolist(), strict=True)}
-
-
-def ablation_specificity(
-    effects: pd.DataFrame,
-    neuron: int,
-    *,
-    target: str = "target",
-    n_boot: int = 1000,
-    confidence: float = 0.95,
-    random_state: int = 0,
-) -> dict[str, float]:
-    """Is zeroing ``neuron`` specific to the ``target`` texts? A summary of an :func:`ablation_effect` table.
-
-    The table's other neurons are the baseline (their deltas are averaged per text). Mean loss increases, each with
-    a percentile-bootstrap interval over texts (keys ``<name>``, ``<name>_low``, ``<name>_high``): ``target`` and
-    ``other`` (the neuron on the target texts / on the texts of every other group), ``random_target`` and
-    ``random_other`` (the baseline neurons), ``target_minus_other`` (texts resampled within each group) and
-    ``target_minus_random`` (paired on the target texts). ``frac_above_random`` is the share of target texts on
-    which the neuron's delta exceeds the baseline's; ``specific`` is 1.0 when both contrasts have a lower bound
-    above zero, else 0.0.
-    """
-    by_text = effects.pivot_table(index=["group", "text"], columns="neuron", values="delta", aggfunc="mean")
-    if neuron not in by_text.columns:
-        raise KeyError(f"neuron {neuron} is not in this ablation table (neurons {list(by_text.columns)})")
-    is_target = by_text.index.get_level_values("group") == target
-    if not is_target.any():
-        raise KeyError(f"no texts of group {target!r} in this ablation table")
-    own = by_text[neuron].to_numpy(dtype=float)
-    others = [c for c in by_text.columns if c != neuron]
-    base = by_text[others].mean(axis=1).to_numpy(dtype=float) if others else np.full(len(own), np.nan)
-    rng = np.random.default_rng(random_state)
-    q = [(1 - confidence) / 2, (1 + confidence) / 2]
-
-    def resampled_means(x: np.ndarray) -> np.ndarray:
-        x = x[np.isfinite(x)]
-        if x.size == 0:
-            return np.full(n_boot, np.nan)
-        return x[rng.integers(0, x.size, size=(n_boot, x.size))].mean(axis=1)
-
-    parts = {
-        "target": (own[is_target], None),
-        "other": (own[~is_target], None),
-        "random_target": (base[is_target], None),
-        "random_other": (base[~is_target], None),
-        "target_minus_other": (own[is_target], own[~is_target]),
-        "target_minus_random": (own[is_target] - base[is_target], None),
-    }
-    out: dict[str, float] = {}
-    for name, (a, b) in parts.items():
-        point = np.nanmean(a) - (np.nanmean(b) if b is not None else 0.0) if np.isfinite(a).any() else np.nan
-        boot = resampled_means(a) - (resampled_means(b) if b is not None else 0.0)
-        finite = np.isfinite(boot)
-        low, high = np.quantile(boot[finite], q) if finite.any() else (np.nan, np.nan)
-        out.update({name: float(point), f"{name}_low": float(low), f"{name}_high": float(high)})
-    paired = own[is_target] - base[is_target]
-    out["frac_above_random"] = float(np.mean(paired > 0)) if np.isfinite(paired).all() and others else np.nan
-    out["specific"] = float(out["target_minus_other_low"] > 0 and out["target_minus_random_low"] > 0)
-    return out
-
-
-# ---------------------------------------------------------------------------------------------- weights
-def mlp_input_stats(model: LoadedModel) -> pd.DataFrame:
-    """Per neuron: layer, index, input-weight norm and input bias as stored (no norm folded in; NaN biases for
-    gated MLPs). The paper's fingerprint, with LayerNorm folded in, is
-    :func:`sparse_probing.analysis.weights.mlp_input_stats`."""
-    return _weights.mlp_input_stats(model, fold=False)
-
-
-non_embedding_params = _weights.non_embedding_params

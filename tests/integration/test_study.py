@@ -10,6 +10,7 @@ from conftest import make_toy_dataset
 
 from sparse_probing import study
 from sparse_probing.activations import ActivationSpec, load_or_compute
+from sparse_probing.analysis import ablation, inspection, weights
 from sparse_probing.probes import ProbeSpec
 
 
@@ -60,7 +61,7 @@ def test_probe_cache_and_best_neurons(tiny_model):
 def test_top_examples_mark_the_span(tiny_model):
     acts, ds = _toy_cache(tiny_model, level="span")
     x = np.asarray(acts.layer(1)[:, 5], dtype=np.float32)
-    out = study.top_examples(acts, 1, 5, tiny_model.tokenizer, n=4, width=10, dataset=ds)
+    out = inspection.top_examples(acts, 1, 5, tiny_model.tokenizer, n=4, width=10, dataset=ds)
     assert len(out) == 4
     np.testing.assert_allclose(out["activation"], np.sort(x)[::-1][:4])
     for text in out["text"]:
@@ -70,7 +71,7 @@ def test_top_examples_mark_the_span(tiny_model):
 
 def test_ablation_clean_loss_matches_the_model(tiny_model):
     texts = {"a": ["Héllo wörld café", "sparse probe neuron data"], "b": ["naïve straße 日本"]}
-    df = study.ablation_effect(tiny_model, 1, [3, 7], texts, max_length=64)
+    df = ablation.ablation_effect(tiny_model, 1, [3, 7], texts, max_length=64)
     assert len(df) == 2 * 3
     np.testing.assert_allclose(df["delta"], df["ablated"] - df["loss"])
     for j, text in enumerate(texts["a"]):  # the shorter text is padded in its batch: padding must not change it
@@ -84,9 +85,9 @@ def test_ablation_clean_loss_matches_the_model(tiny_model):
 
 
 def test_mlp_input_stats_and_size(tiny_model):
-    stats = study.mlp_input_stats(tiny_model)
+    stats = weights.mlp_input_stats(tiny_model, fold=False)
     assert len(stats) == tiny_model.n_layers * tiny_model.d_mlp
     w = tiny_model.bridge.W_in.detach()
     np.testing.assert_allclose(stats["w_in_norm"].iloc[: tiny_model.d_mlp], w[0].norm(dim=0).numpy(), rtol=1e-6)
     d, n_layers = 64, 2  # tiny-neox: 12 d^2 + 13 d per block, plus the final LayerNorm
-    assert study.non_embedding_params(tiny_model) == n_layers * (12 * d * d + 13 * d) + 2 * d
+    assert weights.non_embedding_params(tiny_model) == n_layers * (12 * d * d + 13 * d) + 2 * d

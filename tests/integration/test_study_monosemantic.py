@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sparse_probing import study
+from sparse_probing.analysis import ablation
 
 
 def _effects(target_shift: float, other_shift: float, n: int = 30, seed: int = 0) -> pd.DataFrame:
@@ -24,7 +24,7 @@ def _effects(target_shift: float, other_shift: float, n: int = 30, seed: int = 0
 
 
 def test_specific_effect_is_detected():
-    out = study.ablation_specificity(_effects(0.5, 0.0), 7, n_boot=200)
+    out = ablation.ablation_specificity(_effects(0.5, 0.0), 7, n_boot=200)
     assert out["specific"] == 1.0
     assert out["target"] == pytest.approx(0.5, abs=0.01) and out["other"] == pytest.approx(0.0, abs=0.01)
     assert out["target_low"] <= out["target"] <= out["target_high"]
@@ -35,7 +35,7 @@ def test_specific_effect_is_detected():
 
 def test_unspecific_effect_is_not_called_specific():
     # the neuron matters everywhere: above the random neurons, but not more on the target texts than elsewhere
-    out = study.ablation_specificity(_effects(0.5, 0.5), 7, n_boot=200)
+    out = ablation.ablation_specificity(_effects(0.5, 0.5), 7, n_boot=200)
     assert out["specific"] == 0.0
     assert out["target_minus_random_low"] > 0
     assert out["target_minus_other_low"] < 0 < out["target_minus_other_high"]
@@ -44,9 +44,9 @@ def test_unspecific_effect_is_not_called_specific():
 def test_ablation_specificity_refuses_unknown_neuron_or_group():
     df = _effects(0.5, 0.0)
     with pytest.raises(KeyError, match="neuron 99"):
-        study.ablation_specificity(df, 99)
+        ablation.ablation_specificity(df, 99)
     with pytest.raises(KeyError, match="group"):
-        study.ablation_specificity(df, 7, target="missing")
+        ablation.ablation_specificity(df, 7, target="missing")
 
 
 def test_ablation_specificity_on_a_real_ablation(tiny_model):
@@ -54,9 +54,9 @@ def test_ablation_specificity_on_a_real_ablation(tiny_model):
         "target": ["The cat sat on the mat.", "A dog ran in the park today."],
         "other": ["Der Hund lief heute im Park.", "Le chat est sur le tapis."],
     }
-    effects = study.ablation_effect(tiny_model, 1, [3, 5, 11], texts, max_length=16)
+    effects = ablation.ablation_effect(tiny_model, 1, [3, 5, 11], texts, max_length=16)
     assert len(effects) == 3 * 4 and np.isfinite(effects["delta"]).all()
-    out = study.ablation_specificity(effects, 3, n_boot=50)
+    out = ablation.ablation_specificity(effects, 3, n_boot=50)
     assert set(out) >= {"target", "other", "random_target", "target_minus_random", "frac_above_random", "specific"}
     assert all(np.isfinite(out[k]) for k in ("target", "other", "random_target", "random_other"))
     assert out["specific"] in (0.0, 1.0)

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import torch
 
-from sparse_probing import study
 from sparse_probing.analysis import weights
 from sparse_probing.models import LoadedModel, ModelSpec, _wrap, tiny_tokenizer
 
@@ -113,12 +112,6 @@ def test_fingerprint_figure_of_a_gated_model_skips_the_bias_panel(tiny_llama, ti
     assert len(gated.axes) == 1
     with_bias = weights.plot_fingerprint(weights.mlp_input_stats(tiny_model), title="tiny-neox")
     assert len(with_bias.axes) == 2
-
-
-def test_study_keeps_the_raw_statistics_and_the_size(tiny_model):
-    raw = study.mlp_input_stats(tiny_model)
-    np.testing.assert_allclose(raw, weights.mlp_input_stats(tiny_model, fold=False))
-    assert study.non_embedding_params(tiny_model) == weights.non_embedding_params(tiny_model)
 
 
 def test_sites_sparsity_and_basis_comparison(tiny_llama):

@@ -211,7 +211,7 @@ def _result() -> mono.MonosemanticResult:
         {"family": "paper_code", "class": "t0", "activation": [2.0, 1.5], "text": ["a", "b"], "labels": "t0"}
     )
     effects = _effects(0.02, n_texts=6).query("family == 'paper_code'").reset_index(drop=True)
-    from sparse_probing.study import ablation_specificity
+    from sparse_probing.analysis.ablation import ablation_specificity
 
     stats = ablation_specificity(effects.assign(text=effects["text"]), 1, n_boot=50)
     ablation = pd.DataFrame(

@@ -19,7 +19,7 @@ binary task, the class against the rest):
   :mod:`sparse_probing.analysis.surface` (bag of tokens and current token by default), chosen on validation;
 * for a few classes (``ablation_classes``) the chosen neuron's activations, the texts that excite it most, and the
   loss increase when it is set to zero on held-out texts of its class, of the other classes, and for random neurons
-  of the same layer (:func:`sparse_probing.study.ablation_effect`).
+  of the same layer (:func:`sparse_probing.analysis.ablation.ablation_effect`).
 
 :func:`run` returns a :class:`MonosemanticResult` of tidy tables; :func:`middle_layers_claim` and
 :func:`ablation_claim` turn them into the chapter's two :class:`~sparse_probing.analysis.verdicts.ClaimEvidence`
@@ -233,7 +233,7 @@ class MonosemanticResult:
     text, loss, ablated, delta``."""
     ablation: pd.DataFrame
     """Per ablated case: ``family, class, layer, neuron, random_neurons, n_target_texts, clean_loss`` and the
-    :func:`~sparse_probing.study.ablation_specificity` summary."""
+    :func:`~sparse_probing.analysis.ablation.ablation_specificity` summary."""
     timings: pd.DataFrame
     """Per family: ``dataset`` (versioned key), ``examples``, ``tasks``, ``cache_s``, ``probe_s``."""
 
@@ -622,7 +622,7 @@ def _probe_family(config: MonosemanticConfig, lm: Any, family: str, layers: Sequ
 def _case_study(
     config: MonosemanticConfig, lm: Any, fam: _Family, family: str, row: pd.Series
 ) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame]:
-    from ..study import top_examples
+    from ..analysis.inspection import top_examples
 
     y = fam.tasks[row["task"]]
     keep = np.isfinite(y)
@@ -638,8 +638,8 @@ def _case_study(
 def _ablate(
     config: MonosemanticConfig, lm: Any, fam: _Family, family: str, case: Mapping[str, Any], rng: np.random.Generator
 ) -> tuple[pd.DataFrame, dict[str, Any]] | None:
+    from ..analysis.ablation import ablation_effect, ablation_specificity
     from ..datasets import load_dataset
-    from ..study import ablation_effect, ablation_specificity
 
     full = load_dataset(family, config.variant)
     trained = set(fam.acts.examples["doc"].iloc[fam.split.train].tolist())

@@ -46,6 +46,7 @@ from ._config import ChapterConfig, ConfigError
 __all__ = [
     "CHAPTER",
     "INCONCLUSIVE",
+    "PAPER_MEAN_BEST_SINGLE_NEURON_F1",
     "ScalingConfig",
     "ScalingResult",
     "caption_size",
@@ -64,6 +65,17 @@ __all__ = [
     "splitting_claim",
     "trajectories",
 ]
+
+PAPER_MEAN_BEST_SINGLE_NEURON_F1: dict[str, float] = {
+    "70M": 0.788,
+    "160M": 0.806,
+    "410M": 0.820,
+    "1B": 0.838,
+    "1.4B": 0.834,
+    "2.8B": 0.845,
+    "6.9B": 0.848,
+}
+"""Gurnee et al. (2023): mean F1 of the best single neuron over the 100 top features, per Pythia model size."""
 
 CHAPTER = "05_scaling"
 """Chapter stem recorded in the claims."""
@@ -806,8 +818,6 @@ def plot_size(result: ScalingResult) -> Any:
     models joined by a line, the others as squares, for the primary and the secondary datasets, with the control's
     mean as a dashed line. Right: the paper's numbers for Pythia."""
     import matplotlib.pyplot as plt
-
-    from ..study import PAPER_MEAN_BEST_SINGLE_NEURON_F1
 
     t = model_table(result)
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), gridspec_kw={"width_ratios": [1.6, 1]})

@@ -705,8 +705,9 @@ def run(config: SuperpositionConfig, *, model: Any | None = None, weights: Any |
     ``config.weights_model``). Raises ConfigError when a layer does not exist in a model.
     """
     from ..analysis import weights as wstats
+    from ..analysis.inspection import top_examples
     from ..models import load_model
-    from ..study import pruning_curve, top_examples
+    from ..study import pruning_curve
 
     lm = load_model(config.model) if model is None else model
     too_deep = [layer for layer in config.layers if layer >= lm.n_layers]
