@@ -268,3 +268,11 @@ def test_dedicated_calibration_reads_the_ground_truth_record() -> None:
     }
     assert mono.dedicated_calibration([record]) == (1.0, 0.25)
     assert mono.dedicated_calibration([{"name": "06_survey", "metrics": {}}]) == (None, None)
+
+
+def test_middle_layer_claim_is_not_called_absent_on_an_uncalibrated_depth_contrast() -> None:
+    from sparse_probing.analysis.verdicts import verdict
+
+    bad = mono.middle_layers_claim(_summary(-0.1), n_boot=200, dedicated_calibration=(1.0, 0.25))
+    assert bad.power is None and verdict(bad) == "inconclusive"
+    assert "not where in depth it lies" in bad.control and "power 1.00, false-positive rate 0.25" in bad.control

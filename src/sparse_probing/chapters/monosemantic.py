@@ -242,15 +242,20 @@ class MonosemanticResult:
         return dict(zip(self.timings["family"], self.timings["dataset"], strict=True))
 
     def claims(self, power: float | None = None, false_positive_rate: float | None = None) -> list[ClaimEvidence]:
-        """The chapter's claims (the middle-layer claim only when the model has a middle third to compare)."""
+        """The chapter's claims (the middle-layer claim only when the model has a middle third to compare).
+
+        ``power`` and ``false_positive_rate`` are those of the ground-truth chapter's ``dedicated`` diagnostic. They
+        calibrate *finding* a dedicated neuron, not *where in depth* it lies, so the middle-layer claim records them
+        in its control text and carries no power: a missing middle-layer advantage is inconclusive, never "not
+        reproduced"."""
         out = []
         middle = middle_layers_claim(
             self.summary,
             metric=self.config.claim_metric,
             n_boot=self.config.n_boot,
             seed=self.config.seed,
-            power=power,
-            false_positive_rate=false_positive_rate,
+            power=None,
+            dedicated_calibration=(power, false_positive_rate),
         )
         if middle is not None:
             out.append(middle)
@@ -323,6 +328,7 @@ def middle_layers_claim(
     seed: int = 0,
     power: float | None = None,
     false_positive_rate: float | None = None,
+    dedicated_calibration: tuple[float | None, float | None] | None = None,
 ) -> ClaimEvidence | None:
     """The claim "monosemantic neurons in middle layers" from a :attr:`MonosemanticResult.summary` table.
 
@@ -333,7 +339,8 @@ def middle_layers_claim(
     baseline, paired over the same classes. The paper's data drive the record; self-built families enter as a second
     of two ``parts`` (the top-level numbers stay the paper data's) only when they have conclusive classes, and
     alone when there is no paper data. None when no class has a middle and an outer third (fewer than three
-    layers)."""
+    layers). ``dedicated_calibration`` (power, false-positive rate of the ground-truth ``dedicated`` diagnostic) is
+    stated in the control text when given."""
     contrast = middle_contrast(summary, metric)
     if contrast.empty:
         return None
@@ -362,6 +369,14 @@ def middle_layers_claim(
         )
         if false_positive_rate is not None:
             control += f" (the dedicated diagnostic's false-positive rate in the ground-truth control: {false_positive_rate:.2f})"
+        if dedicated_calibration is not None and dedicated_calibration[0] is not None:
+            dp, dfpr = dedicated_calibration
+            control += (
+                f"; power of the depth contrast not calibrated: the ground-truth chapter calibrates finding a "
+                f"dedicated neuron (power {dp:.2f}"
+                + (f", false-positive rate {dfpr:.2f}" if dfpr is not None else "")
+                + "), not where in depth it lies"
+            )
         est, low, high = _bounded(pb["mean_diff"], pb["low"], pb["high"])
         return ClaimEvidence(
             claim=f"monosemantic neurons in middle layers{label}",
