@@ -92,6 +92,11 @@ class ChapterConfig:
         except TypeError as err:  # a field without default that was not given
             raise ConfigError(f"{cls.__name__}: {err}") from None
 
+    def require(self, ok: bool, message: str) -> None:
+        """Raise ConfigError ``"<ConfigClass>: message"`` unless ``ok`` (for the checks of ``__post_init__``)."""
+        if not ok:
+            raise ConfigError(f"{type(self).__name__}: {message}")
+
     def to_dict(self) -> dict[str, Any]:
         """Plain values (tuples as lists, mappings as dicts) for results files."""
 

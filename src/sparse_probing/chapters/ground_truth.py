@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ..analysis import calibration as cal
-from ._config import ChapterConfig, ConfigError
+from ._config import ChapterConfig
 
 __all__ = [
     "DIAGNOSTICS",
@@ -138,9 +138,7 @@ class GroundTruthConfig(ChapterConfig):
         from ..analysis.toy_models import ACTIVATIONS
         from ..probes.ranking import RANKERS
 
-        def need(ok: bool, message: str) -> None:
-            if not ok:
-                raise ConfigError(f"GroundTruthConfig: {message}")
+        need = self.require
 
         def positive(name: str, values: Sequence[int | float]) -> None:
             need(bool(values), f"{name} is empty; give at least one value")

@@ -91,9 +91,7 @@ class MethodsConfig(ChapterConfig):
     """Bootstrap resamples of documents for the test F1 interval."""
 
     def __post_init__(self) -> None:
-        def need(ok: bool, message: str) -> None:
-            if not ok:
-                raise ConfigError(f"MethodsConfig: {message}")
+        need = self.require
 
         need(self.max_length >= 2, f"max_length must be at least 2 tokens, got {self.max_length}")
         bad = {k: v for k, v in self.n_documents.items() if not isinstance(v, int) or isinstance(v, bool) or v < 2}

@@ -161,9 +161,7 @@ class MonosemanticConfig(ChapterConfig):
     """Seed of the split, the held-out texts, the random neurons, rotations and shuffles."""
 
     def __post_init__(self) -> None:
-        def need(ok: bool, message: str) -> None:
-            if not ok:
-                raise ConfigError(f"MonosemanticConfig: {message}")
+        need = self.require
 
         need(bool(self.families), "families is empty; name at least one family, e.g. ['paper_code']")
         need(len(set(self.families)) == len(self.families), f"families repeat: {list(self.families)}")

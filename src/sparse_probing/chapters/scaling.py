@@ -128,9 +128,7 @@ class ScalingConfig(ChapterConfig):
     """Seed of the split, the rotation, the shuffled labels and the bootstraps."""
 
     def __post_init__(self) -> None:
-        def need(ok: bool, message: str) -> None:
-            if not ok:
-                raise ConfigError(f"ScalingConfig: {message}")
+        need = self.require
 
         need(bool(self.models), "models is empty; name at least one model, e.g. ['mini-1']")
         need(len(set(self.models)) == len(self.models), f"models repeat: {list(self.models)}")

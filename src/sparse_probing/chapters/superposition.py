@@ -129,9 +129,7 @@ class SuperpositionConfig(ChapterConfig):
     """Seed of the split, the shuffled labels and the rotations."""
 
     def __post_init__(self) -> None:
-        def need(ok: bool, message: str) -> None:
-            if not ok:
-                raise ConfigError(f"SuperpositionConfig: {message}")
+        need = self.require
 
         need(bool(self.families), "families is empty; name at least one family, e.g. ['paper_compound_words']")
         need(len(set(self.families)) == len(self.families), f"families repeat: {list(self.families)}")

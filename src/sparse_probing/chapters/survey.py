@@ -114,9 +114,7 @@ class SurveyConfig(ChapterConfig):
     """Seed of the split, the example subset and the shuffled labels."""
 
     def __post_init__(self) -> None:
-        def need(ok: bool, message: str) -> None:
-            if not ok:
-                raise ConfigError(f"SurveyConfig: {message}")
+        need = self.require
 
         need(bool(self.families), "families is empty; name at least one family, e.g. ['text_features']")
         need(len(set(self.families)) == len(self.families), f"families repeat: {list(self.families)}")
