@@ -262,7 +262,7 @@ def verdict_table(results: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-GLANCE_COLUMNS = ("claim", "paper", "ours (95% CI)", "over surface baseline", "power", "verdict", "why")
+GLANCE_COLUMNS = ("claim", "paper", "measure", "ours (95% CI)", "over surface baseline", "power", "verdict", "why")
 """The columns of the "results at a glance" table on the book's first page."""
 
 
