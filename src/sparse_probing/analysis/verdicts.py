@@ -262,8 +262,8 @@ def verdict_table(results: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-GLANCE_COLUMNS = ("claim", "paper", "measure", "ours (95% CI)", "over surface baseline", "power", "verdict", "why")
-"""The columns of the "results at a glance" table on the book's first page."""
+GLANCE_COLUMNS = ("claim", "paper", "measure", "ours (95% CI)", "over surface baseline", "power", "verdict")
+"""The columns of the "results at a glance" table on the book's first page (the verdict cell carries its reason)."""
 
 
 def verdict_markdown(table: pd.DataFrame, *, link: bool = True) -> str:
@@ -281,7 +281,7 @@ def verdict_markdown(table: pd.DataFrame, *, link: bool = True) -> str:
             f"{c} ({{doc}}`executed/{ch}`)" if link else f"{c} ({ch})"
             for c, ch in zip(table["claim"], table["chapter"], strict=True)
         ],
-        verdict=[f"**{v}**" for v in table["verdict"]],
+        verdict=[f"**{v}** ({why})" for v, why in zip(table["verdict"], table["why"], strict=True)],
     )
     header = "| " + " | ".join(GLANCE_COLUMNS) + " |"
     rule = "|" + "---|" * len(GLANCE_COLUMNS)
