@@ -154,7 +154,9 @@ def test_intro_opens_with_the_generated_verdict_table(smoke_book):
     if "no verdict" in glance:
         assert "no verdict" in html
     else:
-        section = html.split("Results at a glance", 1)[1].split("What sparse probing asks", 1)[0]
+        section = html.split('<section id="results-at-a-glance">', 1)[1].split(
+            '<section id="what-sparse-probing-asks">'
+        )[0]
         assert "<table" in section
         n_rows = len(glance.strip().splitlines()) - 2
         assert section.count("<strong>") >= n_rows  # every claim's verdict, in bold
