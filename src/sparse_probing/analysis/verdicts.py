@@ -33,6 +33,7 @@ __all__ = [
     "VERDICTS",
     "ClaimEvidence",
     "calibrated_power",
+    "calibrated_rates",
     "combine",
     "describe_correlation",
     "describe_difference",
@@ -134,26 +135,38 @@ def _reason_and_verdict(ev: ClaimEvidence) -> tuple[Verdict, str]:
     return "not reproduced", f"effect not established at power {ev.power:.2f}"
 
 
-def calibrated_power(diagnostic: str, records: Iterable[Mapping[str, Any]] | None = None) -> float | None:
-    """Power of a diagnostic at the book's sample size, from the ground-truth chapter's results.
+def calibrated_rates(
+    diagnostic: str, records: Iterable[Mapping[str, Any]] | None = None
+) -> tuple[float | None, float | None]:
+    """(power, false-positive rate) of a diagnostic at the book's sample size, from the ground-truth chapter's results.
 
     ``diagnostic`` is one of the names of ``metrics.power_at_book_size`` of ``02_ground_truth`` (``gain``,
     ``random_basis``, ``pruning``, ``osp``, ``dedicated``). ``records`` are results records; by default those of the
-    current results directory, then the published ``book/results``. None when the ground-truth chapter has not run or
-    did not calibrate this diagnostic: a claim then cannot be called "not reproduced".
+    current results directory, then the published ``book/results``. Either value is None when the ground-truth
+    chapter has not run or did not calibrate it: a claim without power cannot be called "not reproduced".
     """
     if records is None:
         from ..results import RESULTS_DIR, load_results, results_dir
 
         dirs = [d for d in (results_dir(), RESULTS_DIR) if d.is_dir()]
         records = [r for d in dict.fromkeys(dirs) for r in load_results(d)]
+    power = false_positive_rate = None
     for record in records:
         if record.get("name") != "02_ground_truth":
             continue
         for row in (record.get("metrics") or {}).get("power_at_book_size", []):
-            if row.get("diagnostic") == diagnostic and row.get("power") is not None:
-                return float(row["power"])
-    return None
+            if row.get("diagnostic") != diagnostic:
+                continue
+            if power is None and row.get("power") is not None:
+                power = float(row["power"])
+            if false_positive_rate is None and row.get("false positive rate") is not None:
+                false_positive_rate = float(row["false positive rate"])
+    return power, false_positive_rate
+
+
+def calibrated_power(diagnostic: str, records: Iterable[Mapping[str, Any]] | None = None) -> float | None:
+    """The power half of :func:`calibrated_rates`."""
+    return calibrated_rates(diagnostic, records)[0]
 
 
 def verdict(evidence: ClaimEvidence | Mapping[str, Any]) -> Verdict:

@@ -278,23 +278,11 @@ class MonosemanticResult:
 
 
 def dedicated_calibration(records: Sequence[Mapping[str, Any]] | None = None) -> tuple[float | None, float | None]:
-    """(power, false-positive rate) of the ``dedicated`` diagnostic at the book's sample size, from the ground-truth
-    chapter's results (``metrics.power_at_book_size``; the records of :func:`~sparse_probing.analysis.verdicts.
-    calibrated_power` by default); ``(None, None)`` when that chapter has not run."""
-    from ..analysis.verdicts import calibrated_power
+    """(power, false-positive rate) of the ``dedicated`` diagnostic at the book's sample size
+    (:func:`~sparse_probing.analysis.verdicts.calibrated_rates`); ``(None, None)`` when that chapter has not run."""
+    from ..analysis.verdicts import calibrated_rates
 
-    if records is None:
-        from ..results import RESULTS_DIR, load_results, results_dir
-
-        dirs = [d for d in (results_dir(), RESULTS_DIR) if d.is_dir()]
-        records = [r for d in dict.fromkeys(dirs) for r in load_results(d)]
-    power = calibrated_power("dedicated", records)
-    for record in records:
-        if record.get("name") == "02_ground_truth":
-            for row in (record.get("metrics") or {}).get("power_at_book_size", []):
-                if row.get("diagnostic") == "dedicated" and row.get("false positive rate") is not None:
-                    return power, float(row["false positive rate"])
-    return power, None
+    return calibrated_rates("dedicated", records)
 
 
 # ---------------------------------------------------------------------------------------------- claims (pure)
