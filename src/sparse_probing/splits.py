@@ -151,3 +151,65 @@ def grouped_split(
     split = Split(train=np.sort(train), val=np.sort(val), test=np.sort(test))
     split.check(groups_N)
     return split
+
+
+CV_FOLDS = 5
+"""Outer folds of :func:`grouped_cv` unless a family has too few groups per class."""
+
+
+def grouped_cv(
+    groups: Any,
+    y: Any | None = None,
+    *,
+    n_folds: int = CV_FOLDS,
+    val_size: float = 0.2,
+    random_state: int | None = 42,
+) -> list[Split]:
+    """Grouped K-fold cross-validation with an inner validation split: every row is tested exactly once.
+
+    The groups are dealt into ``n_folds`` test folds (stratified by ``y`` when given, no group in two folds); in fold
+    ``i`` the remaining groups are split again into training and validation rows (``val_size`` of them), so that
+    anything chosen (layer, k, neuron, regularization) is chosen on the validation rows of that fold and the test fold
+    is touched once, for the report. With fewer groups of some class than ``n_folds``, K drops to what the data
+    allow (at least 2) and a warning says so; ``len(result)`` is the K used.
+    """
+    groups_N = np.asarray(groups)
+    if groups_N.ndim != 1 or groups_N.size == 0:
+        raise SplitError(f"groups must be a non-empty 1-d array (one group id per row), got shape {groups_N.shape}.")
+    _check_group_ids(groups_N)
+    y_N = None if y is None else np.asarray(y)
+    if y_N is not None and y_N.shape != groups_N.shape:
+        raise SplitError(f"y has {y_N.size} labels but groups has {groups_N.size} entries: pass one per row.")
+    if n_folds < 2:
+        raise SplitError(f"n_folds must be at least 2, got {n_folds}.")
+    if not 0 < val_size < 1:
+        raise SplitError(f"val_size must lie in (0, 1), got {val_size}.")
+    if y_N is None:
+        fewest = np.unique(groups_N).size
+    else:
+        fewest = min(np.unique(groups_N[y_N == c]).size for c in np.unique(y_N))
+    k = min(n_folds, fewest)
+    if k < 2:
+        raise SplitError(
+            f"Cannot cross-validate: some class has {fewest} group(s); each class needs groups (documents) in at "
+            "least 2 folds."
+        )
+    if k < n_folds:
+        warnings.warn(f"only {fewest} groups in the smallest class: {k} folds instead of {n_folds}.", stacklevel=2)
+    rng = np.random.RandomState(random_state)
+    seed = int(rng.randint(2**31 - 1))
+    if y_N is not None:
+        outer: Any = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+    else:
+        outer = GroupKFold(n_splits=k, shuffle=True, random_state=seed)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+        folds = list(outer.split(np.zeros(groups_N.size), y_N, groups_N))
+    out = []
+    for rest_R, test in folds:
+        y_R = None if y_N is None else y_N[rest_R]
+        train_r, val_r = _one_fold(groups_N[rest_R], y_R, val_size, rng)
+        split = Split(train=np.sort(rest_R[train_r]), val=np.sort(rest_R[val_r]), test=np.sort(test))
+        split.check(groups_N)
+        out.append(split)
+    return out

@@ -199,3 +199,40 @@ def test_make_probe_rejects_unknown_methods_and_parameters() -> None:
         make_probe("telescopic", k=3)
     with pytest.raises(ProbeInputError, match="plain method"):
         make_probe("random_basis")
+
+
+def test_cross_validated_sweep_tests_every_example_once_and_selects_inside_the_fold(problem) -> None:
+    from sparse_probing.probes import cv_summary, run_cv_sweep
+    from sparse_probing.splits import grouped_cv
+
+    activations, labels, _, groups = problem
+    y = labels["feat"]
+    folds = grouped_cv(groups, y, random_state=0)
+    specs = [ProbeSpec("mean_diff", ks=(1, 2, 4))]
+    df = run_cv_sweep(activations, {"feat": y}, folds, specs, groups=groups, progress=False)
+    chosen = select_on_validation(df, by=("feature", "method", "fold"))
+    assert len(chosen) == len(folds)
+    cv = cv_summary(chosen)
+    assert cv.loc[0, "n_folds"] == len(folds)
+    assert cv.loc[0, "n_test"] == y.size and cv.loc[0, "n_pos_test"] == y.sum()  # every example tested once
+    assert cv.loc[0, "f1_test"] == pytest.approx(chosen["f1_test"].mean())
+
+    # Scramble the test rows of fold 0 (labels flipped, activations replaced by noise): fold 0's choice of layer and
+    # k must not move, since it is made on fold 0's validation rows; only its test score may.
+    test0 = folds[0].test
+    y_bad = y.copy()
+    y_bad[test0] = 1 - y_bad[test0]
+    rng = np.random.default_rng(0)
+    acts_bad = {}
+    for layer, X in activations.items():
+        X = np.array(X, copy=True)
+        X[test0] = rng.normal(size=(test0.size, X.shape[1])) * 10
+        acts_bad[layer] = X
+    df_bad = run_cv_sweep(acts_bad, {"feat": y_bad}, folds[:1], specs, groups=groups, progress=False)
+    chosen_bad = select_on_validation(df_bad, by=("feature", "method", "fold"))
+    first = chosen[chosen["fold"] == 0].iloc[0]
+    assert (chosen_bad.loc[0, "layer"], chosen_bad.loc[0, "k"]) == (first["layer"], first["k"])
+    assert chosen_bad.loc[0, "roc_auc_val"] == first["roc_auc_val"]
+    assert chosen_bad.loc[0, "f1_test"] != first["f1_test"]
+    with pytest.raises(ProbeInputError, match="one per fold"):
+        cv_summary(df)

@@ -60,3 +60,32 @@ def test_check_detects_leaks_and_bad_input() -> None:
         grouped_split(np.arange(10), np.arange(9))
     with pytest.raises(SplitError, match="val_size"):
         grouped_split(np.arange(100), val_size=0.6, test_size=0.5)
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_grouped_cv_tests_every_row_once_and_never_splits_a_group(seed: int) -> None:
+    from sparse_probing.splits import grouped_cv
+
+    groups, y = documents(seed=seed)
+    folds = grouped_cv(groups, y, random_state=seed)
+    assert len(folds) == 5
+    tested = np.concatenate([f.test for f in folds])
+    assert np.array_equal(np.sort(tested), np.arange(groups.size))  # every row tested exactly once
+    test_groups = [set(groups[f.test].tolist()) for f in folds]
+    for i in range(5):
+        for j in range(i + 1, 5):
+            assert not test_groups[i] & test_groups[j]  # no group in two test folds
+    for f in folds:
+        f.check(groups)  # train / val / test disjoint by group inside the fold
+        assert f.val.size and f.train.size and (y[f.test] == "es").any()
+
+
+def test_grouped_cv_reduces_k_for_small_families_and_refuses_impossible_ones() -> None:
+    from sparse_probing.splits import grouped_cv
+
+    groups = np.repeat(np.arange(12), 5)
+    y = (np.repeat(np.arange(12), 5) < 3).astype(int)  # 3 positive documents
+    with pytest.warns(UserWarning, match="3 folds instead of 5"):
+        assert len(grouped_cv(groups, y)) == 3
+    with pytest.raises(SplitError, match="at least 2 folds"):
+        grouped_cv(groups, (np.repeat(np.arange(12), 5) < 1).astype(int))

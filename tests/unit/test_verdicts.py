@@ -3,12 +3,14 @@ import json
 import pytest
 
 from sparse_probing.analysis.verdicts import (
+    VERDICTS,
     ClaimEvidence,
     combine,
     describe_correlation,
     describe_difference,
     format_ci,
     verdict,
+    verdict_and_reason,
     verdict_markdown,
     verdict_table,
 )
@@ -23,7 +25,9 @@ def evidence(**kw):
         estimate=0.1,
         ci_low=0.05,
         ci_high=0.15,
-        power=0.9,
+        minimal_effect=0.03,
+        minimal_effect_source="half the paper's gain",
+        mde=0.02,
         n_tasks=5,
         min_test_positives=40,
     )
@@ -31,36 +35,63 @@ def evidence(**kw):
     return ClaimEvidence(**base)
 
 
-def test_reproduced_when_ci_above_threshold_and_surface():
+def test_reproduced_when_ci_above_the_minimal_effect_and_surface():
     assert verdict(evidence()) == "reproduced"
     assert verdict(evidence(surface_margin=(0.05, 0.01, 0.09))) == "reproduced"
+    # CI above 0 but not above the minimal effect: not a reproduction
+    assert verdict(evidence(ci_low=0.02)) == "inconclusive"
 
 
-def test_partly_when_surface_baseline_explains_it():
-    assert verdict(evidence(surface_margin=(0.02, -0.01, 0.05))) == "partly"
+def test_surface_baseline_can_block_or_refute():
+    assert verdict(evidence(surface_margin=(0.02, -0.01, 0.05))) == "inconclusive"
+    v, why = verdict_and_reason(evidence(surface_margin=(-0.05, -0.08, -0.01)))
+    assert v == "not reproduced" and "surface baseline does better" in why
 
 
-def test_threshold_is_respected():
-    assert verdict(evidence(threshold=0.06)) == "not reproduced"  # ci_low 0.05 is not above 0.06
+def test_ci_wholly_below_the_minimal_effect_is_not_reproduced():
+    v, why = verdict_and_reason(evidence(estimate=0.01, ci_low=0.0, ci_high=0.02))
+    assert v == "not reproduced"
+    assert "below the minimal effect 0.03" in why and "MDE" in why
+    # a tiny but significant effect is still smaller than the paper's
+    assert verdict(evidence(estimate=0.01, ci_low=0.005, ci_high=0.02)) == "not reproduced"
 
 
-def test_not_reproduced_only_with_power():
-    null = dict(estimate=0.0, ci_low=-0.01, ci_high=0.01)
-    assert verdict(evidence(**null, power=0.95)) == "not reproduced"
-    assert verdict(evidence(**null, power=0.3)) == "inconclusive"
-    assert verdict(evidence(**null, power=None)) == "inconclusive"
+def test_ci_wholly_below_zero_differs():
+    v, why = verdict_and_reason(evidence(estimate=-0.15, ci_low=-0.16, ci_high=-0.13))
+    assert v == "differs" and "opposite sign" in why
+
+
+def test_straddling_the_minimal_effect_is_inconclusive_and_says_what_would_resolve_it():
+    v, why = verdict_and_reason(evidence(estimate=0.02, ci_low=-0.01, ci_high=0.05, n_tasks=10))
+    assert v == "inconclusive"
+    assert "straddles the minimal effect" in why and "0.02 or more (MDE)" in why and "tasks would resolve" in why
+
+
+def test_not_testable_needs_no_estimate():
+    ev = ClaimEvidence(claim="c", chapter="ch", measure="m", paper="p", not_testable="no model family at scale")
+    assert verdict_and_reason(ev) == ("not testable here", "no model family at scale")
+    with pytest.raises(ValueError, match="not_testable"):
+        ClaimEvidence(claim="c", chapter="ch", measure="m", paper="p")
 
 
 def test_too_few_test_positives_is_inconclusive_even_when_significant():
     assert verdict(evidence(min_test_positives=29)) == "inconclusive"
 
 
-def test_compound_claims_combine_their_parts():
-    good, null = evidence(), evidence(estimate=0.0, ci_low=-0.01, ci_high=0.01, power=0.95)
+def test_parts_are_decided_part_by_part():
+    good = evidence()
+    small = evidence(estimate=0.01, ci_low=0.0, ci_high=0.02)
+    opposite = evidence(estimate=-0.1, ci_low=-0.15, ci_high=-0.05)
+    unclear = evidence(estimate=0.03, ci_low=-0.02, ci_high=0.08)
+    untestable = ClaimEvidence(claim="u", chapter="ch", measure="m", paper="p", not_testable="why")
     assert verdict(evidence(parts=(good, good))) == "reproduced"
-    assert verdict(evidence(parts=(good, null))) == "partly"
-    assert verdict(evidence(parts=(null, null))) == "not reproduced"
-    assert combine(["not reproduced", "inconclusive"]) == "inconclusive"
+    v, why = verdict_and_reason(evidence(parts=(good, opposite)))
+    assert v == "differs in part" and "1 part reproduced" in why and "1 part differs" in why
+    assert verdict(evidence(parts=(good, unclear))) == "differs in part"
+    assert verdict(evidence(parts=(opposite, opposite))) == "differs"
+    assert verdict(evidence(parts=(small, opposite))) == "not reproduced"
+    assert verdict(evidence(parts=(good, untestable))) == "reproduced"
+    assert combine(["not testable here"]) == "not testable here"
     with pytest.raises(ValueError, match="unknown verdicts"):
         combine(["maybe"])
 
@@ -70,8 +101,17 @@ def test_bad_evidence_is_refused():
         evidence(estimate=0.5)
     with pytest.raises(ValueError, match="finite"):
         evidence(estimate=float("nan"))
-    with pytest.raises(ValueError, match="power"):
-        evidence(power=1.5)
+    with pytest.raises(ValueError, match="minimal effect of interest must be > 0"):
+        evidence(minimal_effect=0.0)
+    with pytest.raises(ValueError, match="minimal detectable effect"):
+        evidence(mde=-1.0)
+
+
+def test_legacy_records_load_and_ask_for_a_rerun():
+    legacy = {"claim": "c", "chapter": "ch", "measure": "m", "paper": "p", "estimate": 0.1, "ci_low": 0.0,
+              "ci_high": 0.2, "threshold": 0.0, "power": 0.3, "n_tasks": 3, "min_test_positives": 40}  # fmt: skip
+    v, why = verdict_and_reason(ClaimEvidence.from_dict(legacy))
+    assert v == "inconclusive" and "re-run" in why
 
 
 def test_round_trip_through_json_and_table():
@@ -79,8 +119,9 @@ def test_round_trip_through_json_and_table():
     record = {"name": "ch", "metrics": {"claims": [json.loads(json.dumps(ev.to_dict()))]}}
     assert ClaimEvidence.from_dict(record["metrics"]["claims"][0]) == ev
     table = verdict_table([record, {"name": "other", "metrics": {}}])
-    assert list(table["verdict"]) == ["partly"]
+    assert list(table["verdict"]) == ["differs in part"]
     assert table.loc[0, "ours (95% CI)"] == "0.10 (0.05-0.15)"
+    assert table.loc[0, "minimal effect"] == "0.03" and table.loc[0, "MDE"] == "0.02"
     assert not table.isna().any().any()
     with pytest.raises(ValueError, match=r"'bad'.*unknown fields"):
         verdict_table([{"name": "bad", "metrics": {"claims": [{"oops": 1}]}}])
@@ -89,12 +130,14 @@ def test_round_trip_through_json_and_table():
 def test_every_verdict_reachable_in_a_table():
     claims = [
         evidence(),
-        evidence(surface_margin=(0.0, -0.1, 0.1)),
-        evidence(estimate=0.0, ci_low=-0.1, ci_high=0.1),
+        evidence(estimate=0.01, ci_low=0.0, ci_high=0.02),
+        evidence(estimate=-0.1, ci_low=-0.15, ci_high=-0.05),
+        evidence(parts=(evidence(), evidence(estimate=-0.1, ci_low=-0.15, ci_high=-0.05))),
         evidence(min_test_positives=3),
+        ClaimEvidence(claim="c", chapter="ch", measure="m", paper="p", not_testable="why"),
     ]
     table = verdict_table([{"name": "x", "metrics": {"claims": [c.to_dict() for c in claims]}}])
-    assert list(table["verdict"]) == ["reproduced", "partly", "not reproduced", "inconclusive"]
+    assert list(table["verdict"]) == list(VERDICTS)
 
 
 def test_prose_helpers_say_what_the_numbers_say():
@@ -113,22 +156,27 @@ def test_prose_helpers_say_what_the_numbers_say():
 def test_markdown_table_links_chapters_and_never_prints_an_empty_table():
     claims = [evidence(chapter="03_superposition").to_dict(), evidence(min_test_positives=3).to_dict()]
     md = verdict_markdown(verdict_table([{"name": "x", "metrics": {"claims": claims}}]))
-    lines = md.strip().splitlines()
-    assert len(lines) == 4 and lines[0].startswith("| claim | paper |")
+    tally, table = md.strip().split("\n\n")
+    assert tally == "**2 claims:** reproduced 1; inconclusive 1."
+    lines = table.splitlines()
+    assert len(lines) == 4 and lines[0].startswith("| claim | paper | measure | minimal effect |")
     assert "{doc}`executed/03_superposition`" in lines[2] and "**reproduced**" in lines[2]
     assert "**inconclusive**" in lines[3]
     assert "no verdict" in verdict_markdown(verdict_table([]))
 
 
 def test_calibrated_power_reads_the_ground_truth_record():
-    from sparse_probing.analysis.verdicts import calibrated_power
+    from sparse_probing.analysis.verdicts import calibrated_power, calibrated_rates
 
     records = [
         {"name": "01_methods", "metrics": {"power_at_book_size": [{"diagnostic": "gain", "power": 0.1}]}},
         {"name": "02_ground_truth", "metrics": {"power_at_book_size": [
-            {"diagnostic": "gain", "power": 0.25}, {"diagnostic": "osp", "power": None}]}},
+            {"diagnostic": "gain", "power": 0.25, "false positive rate": 0.0},
+            {"diagnostic": "gain", "power": 0.9, "false positive rate": 0.5},
+            {"diagnostic": "osp", "power": None}]}},
     ]  # fmt: skip
-    assert calibrated_power("gain", records) == 0.25
+    assert calibrated_power("gain", records) == 0.25  # the worst regime, not an average
+    assert calibrated_rates("gain", records) == (0.25, 0.5)
     assert calibrated_power("osp", records) is None
     assert calibrated_power("pruning", records) is None
     assert calibrated_power("gain", []) is None
@@ -137,15 +185,18 @@ def test_calibrated_power_reads_the_ground_truth_record():
 def test_verdict_box_and_what_would_change_follow_the_verdict():
     from sparse_probing.analysis.verdicts import verdict_box, what_would_change
 
-    shown = evidence(claim="early superposition", surface_margin=(-0.1, -0.2, -0.01))
+    shown = evidence(claim="early superposition", surface_margin=(0.0, -0.2, 0.1))
     box = verdict_box([shown])
-    assert "Claim: early superposition" in box and "**Verdict: partly**" in box
-    assert "0.10 (0.05-0.15)" in box and "\u22120.10" in box
-    assert "surface baseline" in what_would_change([shown])
+    assert "Claim: early superposition" in box and "**Verdict: inconclusive**" in box
+    assert "0.10 (0.05-0.15)" in box and "\u22120.20" in box and "Minimal effect of interest:** 0.03" in box
+    assert "MDE 0.02" in box
+    assert "surface-baseline margin" in what_would_change([shown])
     few = evidence(min_test_positives=12)
     assert "**Verdict: inconclusive**" in verdict_box([few])
     assert "now 12" in what_would_change([few])
-    absent = evidence(estimate=0.0, ci_low=-0.05, ci_high=0.05, power=0.9)
+    absent = evidence(estimate=0.0, ci_low=-0.01, ci_high=0.01)
     assert "**Verdict: not reproduced**" in verdict_box([absent])
     assert "would reverse it" in what_would_change([absent])
+    unclear = evidence(estimate=0.02, ci_low=-0.01, ci_high=0.05)
+    assert "tasks at this spread" in what_would_change([unclear])
     assert verdict_box([]) == what_would_change([]) == "This run recorded no claim.\n"

@@ -5,6 +5,10 @@
 * Two methods (or models, or bases) evaluated on the same tasks are compared task by task: the paired bootstrap of
   the per-task difference (:func:`paired_bootstrap`, :func:`paired_comparison`) resamples tasks and states how many
   there were. Comparing two separately bootstrapped means would ignore that the tasks are shared.
+* The smallest effect a chapter can detect (:func:`minimal_detectable_effect`, 80% power at the 5% level) is read
+  from its own per-task values at its real number of tasks, or from a CI when the estimate is not a mean of
+  per-task values (:func:`mde_from_interval`); :func:`samples_to_resolve` says how many tasks would separate a CI
+  from a claim's minimal effect.
 * A neuron is *dedicated* to a feature (:func:`is_dedicated`, :data:`DEDICATED_AUC`) when its activation alone,
   in the direction fixed on training data, ranks held-out positives above negatives with ROC-AUC at least
   :data:`DEDICATED_AUC`. One threshold-free definition for every chapter; F1 at a fitted threshold is reported
@@ -25,8 +29,11 @@ __all__ = [
     "group_bootstrap_indices",
     "is_dedicated",
     "mark_dedicated",
+    "mde_from_interval",
+    "minimal_detectable_effect",
     "paired_bootstrap",
     "paired_comparison",
+    "samples_to_resolve",
 ]
 
 DEDICATED_AUC = 0.95
@@ -175,6 +182,53 @@ def paired_comparison(
     )
     out.update(a=a, b=b, value=value, tasks=[k if isinstance(k, tuple) else (k,) for k in joined.index.tolist()])
     return out
+
+
+def minimal_detectable_effect(
+    values: Any = None, *, sd: float | None = None, n: int | None = None, alpha: float = 0.05, power: float = 0.8
+) -> float:
+    """The smallest true mean effect a two-sided one-sample test at level ``alpha`` detects with ``power``.
+
+    From per-task values (e.g. paired differences, one per task; NaN dropped) or from their standard deviation
+    ``sd`` and count ``n``: ``(t[1 - alpha/2, n-1] + t[power, n-1]) * sd / sqrt(n)`` (the t approximation of the
+    test the paired bootstrap performs). NaN with fewer than two tasks.
+    """
+    from scipy.stats import t as student_t
+
+    if not (0 < alpha < 1 and 0 < power < 1):
+        raise ValueError(f"alpha and power must lie in (0, 1), got {alpha} and {power}.")
+    if values is not None:
+        v_T = np.asarray(values, dtype=np.float64).ravel()
+        v_T = v_T[np.isfinite(v_T)]
+        n, sd = v_T.size, (float(v_T.std(ddof=1)) if v_T.size > 1 else float("nan"))
+    if sd is None or n is None:
+        raise ValueError("pass the per-task values, or both sd and n.")
+    if n < 2 or not np.isfinite(sd):
+        return float("nan")
+    df = n - 1
+    return float((student_t.ppf(1 - alpha / 2, df) + student_t.ppf(power, df)) * sd / np.sqrt(n))
+
+
+def mde_from_interval(low: float, high: float, *, confidence: float = 0.95, power: float = 0.8) -> float:
+    """The minimal detectable effect implied by a (roughly normal) ``confidence`` interval: its standard error
+    ``(high - low) / (2 z)`` times ``z[1 - alpha/2] + z[power]``. For estimates that are not a mean of per-task
+    values (a bootstrap over texts or neurons)."""
+    from scipy.stats import norm
+
+    _check(1, confidence)
+    z = norm.ppf(0.5 + confidence / 2)
+    return float((high - low) / (2 * z) * (z + norm.ppf(power)))
+
+
+def samples_to_resolve(estimate: float, low: float, high: float, minimal_effect: float, n: int) -> int | None:
+    """About how many tasks (at the present spread) would make the CI clear ``minimal_effect`` on the side the
+    estimate lies: ``n * (half-width / |estimate - minimal_effect|)^2``. None when the estimate sits on the minimal
+    effect (no sample size separates them) or the inputs are not finite."""
+    gap = abs(estimate - minimal_effect)
+    half = (high - low) / 2
+    if not (np.isfinite(gap) and np.isfinite(half)) or gap < 1e-12 or n < 1:
+        return None
+    return int(np.ceil(n * (half / gap) ** 2 - 1e-9))
 
 
 def is_dedicated(auc: Any, threshold: float = DEDICATED_AUC) -> Any:

@@ -1,34 +1,43 @@
 """Verdicts: one per claim of the paper, generated from a chapter's measured evidence.
 
-A chapter records each claim it tests as a :class:`ClaimEvidence` (the effect that supports the claim, with its
-95% confidence interval, its margin over the best surface baseline, the calibrated power of the diagnostic at the
-chapter's sample size and the smallest number of test positives behind it) in its results JSON under ``"claims"``.
-:func:`verdict` turns one record into one of four words, by fixed rules:
+A chapter records each claim it tests as a :class:`ClaimEvidence`: the effect that supports the claim with its 95%
+confidence interval, the claim's *minimal effect of interest* (the smallest effect that would still count as the
+paper's finding, argued from the paper's own numbers and quoted in ``minimal_effect_source``), the chapter's
+*minimal detectable effect* (MDE: the effect its own sample detects with 80% power at the 5% level,
+:func:`~sparse_probing.analysis.statistics.minimal_detectable_effect`) and the estimator (e.g. "5-fold grouped
+CV, selection nested"). :func:`verdict` turns one record into one of these words, by fixed rules:
 
-* **inconclusive**: fewer than :data:`MIN_TEST_POSITIVES` test positives in some task, or the effect is not
-  established and the diagnostic's calibrated power at this sample size is below :data:`MIN_POWER` (or unknown):
-  the experiment could not have detected the effect, so its absence says nothing.
-* **reproduced**: the lower end of the CI is above the claim's threshold, and so is the lower end of the margin over
-  the surface baseline (when one is given): the effect is there and the tokenizer alone does not explain it.
-* **partly**: the effect is established but not beyond the surface baseline, or only some of the claim's sub-tests
-  are reproduced (see :func:`combine`).
-* **not reproduced**: the effect is not established although the experiment had the power to detect it.
+* **not testable here**: the experiment cannot be done with the models or data available offline
+  (``not_testable`` says why and what would make it testable).
+* **inconclusive**: fewer than :data:`MIN_TEST_POSITIVES` test positives in some task; or the CI straddles the
+  minimal effect (the reason states the MDE and how many tasks would resolve it).
+* **differs**: the CI lies wholly below 0: the effect has the opposite sign to the paper's.
+* **not reproduced**: the CI lies wholly below the minimal effect (and not below 0): the effect, if any, is smaller
+  than what the paper reports (an equivalence-style conclusion).
+* **reproduced**: the CI lies wholly above the minimal effect, and, where a surface baseline applies, the margin
+  over it is above 0 (a margin whose CI lies below 0 makes the claim "not reproduced": the tokens alone do better;
+  one that straddles 0 makes it inconclusive).
 
-:func:`verdict_table` collects every claim of every results file into the book's "results at a glance" table.
+A compound claim (``parts``) is decided part by part (:func:`combine`): parts that agree give their verdict; parts
+that disagree give **differs in part**, never a silent "inconclusive"; parts that all go against the paper (not
+reproduced or differs) give "not reproduced". :func:`verdict_table` collects every claim of every results file into
+the book's "results at a glance" table.
 """
 
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import pandas as pd
 
+from .statistics import samples_to_resolve
+
 __all__ = [
     "GLANCE_COLUMNS",
-    "MIN_POWER",
     "MIN_TEST_POSITIVES",
     "VERDICTS",
     "ClaimEvidence",
@@ -39,6 +48,7 @@ __all__ = [
     "describe_difference",
     "format_ci",
     "verdict",
+    "verdict_and_reason",
     "verdict_box",
     "verdict_markdown",
     "verdict_table",
@@ -47,11 +57,25 @@ __all__ = [
 
 MIN_TEST_POSITIVES = 30
 """Fewest test positives per task for a verdict other than inconclusive."""
-MIN_POWER = 0.8
-"""Smallest calibrated power at which a missing effect counts as evidence of absence."""
 
-Verdict = Literal["reproduced", "partly", "not reproduced", "inconclusive"]
-VERDICTS: tuple[Verdict, ...] = ("reproduced", "partly", "not reproduced", "inconclusive")
+Verdict = Literal["reproduced", "not reproduced", "differs", "differs in part", "inconclusive", "not testable here"]
+VERDICTS: tuple[Verdict, ...] = (
+    "reproduced",
+    "not reproduced",
+    "differs",
+    "differs in part",
+    "inconclusive",
+    "not testable here",
+)
+_AGAINST = ("not reproduced", "differs")
+"""Verdicts that go against the paper."""
+
+_LEGACY_FIELDS = ("threshold", "power")
+"""Fields of records written before claims carried a minimal effect (read, never written)."""
+
+
+def _finite(*values: float | None) -> bool:
+    return all(v is not None and math.isfinite(v) for v in values)
 
 
 @dataclass(frozen=True)
@@ -66,40 +90,59 @@ class ClaimEvidence:
     """What the estimate is, e.g. "F1 gain of the best k over k = 1, early layers"."""
     paper: str
     """The paper's own number or statement, as text (e.g. "5 neurons per bigram (Pythia-1B)")."""
-    estimate: float
+    estimate: float = math.nan
     """Our effect (mean over tasks, or a paired difference), oriented so that larger supports the claim."""
-    ci_low: float
-    ci_high: float
+    ci_low: float = math.nan
+    ci_high: float = math.nan
     """95% confidence interval of ``estimate`` (bootstrap over split groups or tasks)."""
-    threshold: float = 0.0
-    """The effect must exceed this for the claim to hold (0 for "any positive difference")."""
+    minimal_effect: float = math.nan
+    """The smallest effect that still counts as the paper's finding (> 0, in the units of ``estimate``)."""
+    minimal_effect_source: str = ""
+    """Why that size: the paper's figure, table or number it is argued from."""
+    mde: float | None = None
+    """Minimal detectable effect of this chapter's test (80% power, 5% level) at its real sample size."""
+    estimator: str = ""
+    """How the test scores were estimated, e.g. "5-fold grouped CV, selection nested; bootstrap over bigrams"."""
     surface_margin: tuple[float, float, float] | None = None
     """(estimate, low, high) of the neuron result minus the best surface baseline; None where none applies."""
     control: str = ""
     """The control result in words, e.g. "shuffled labels 0.10"."""
-    power: float | None = None
-    """Calibrated power of this diagnostic at this sample size (ground-truth chapter); None if not calibrated."""
     n_tasks: int = 1
     """How many tasks the estimate pools."""
     min_test_positives: int = 0
     """Fewest test positives among those tasks."""
+    not_testable: str = ""
+    """Why the claim cannot be tested with what is available offline, and what would make it testable ("" if it
+    can): such a claim needs no estimate."""
     parts: tuple[ClaimEvidence, ...] = field(default=())
-    """Sub-tests of a compound claim (e.g. per model family); the verdict combines them when given."""
+    """Sub-tests of a compound claim (e.g. per data source); the verdict is decided part by part."""
 
     def __post_init__(self) -> None:
-        values = (self.estimate, self.ci_low, self.ci_high, self.threshold)
-        if not all(math.isfinite(v) for v in values):
-            raise ValueError(f"claim {self.claim!r}: estimate, CI and threshold must be finite numbers, got {values}")
+        object.__setattr__(self, "parts", tuple(_as_evidence(p) for p in self.parts))
+        if self.surface_margin is not None:
+            object.__setattr__(self, "surface_margin", tuple(float(v) for v in self.surface_margin))
+        if self.mde is not None and not (math.isfinite(self.mde) and self.mde >= 0):
+            raise ValueError(
+                f"claim {self.claim!r}: the minimal detectable effect must be a number >= 0, got {self.mde}"
+            )
+        if self.not_testable:
+            return
+        values = (self.estimate, self.ci_low, self.ci_high)
+        if not _finite(*values):
+            raise ValueError(
+                f"claim {self.claim!r}: estimate and CI must be finite numbers, got {values} (a claim that cannot "
+                "be measured here says why in not_testable)"
+            )
         if not self.ci_low <= self.estimate <= self.ci_high:
             raise ValueError(
                 f"claim {self.claim!r}: the estimate {self.estimate:.4g} lies outside its CI "
                 f"[{self.ci_low:.4g}, {self.ci_high:.4g}]"
             )
-        if self.power is not None and not 0.0 <= self.power <= 1.0:
-            raise ValueError(f"claim {self.claim!r}: power must lie in [0, 1], got {self.power}")
-        object.__setattr__(self, "parts", tuple(_as_evidence(p) for p in self.parts))
-        if self.surface_margin is not None:
-            object.__setattr__(self, "surface_margin", tuple(float(v) for v in self.surface_margin))
+        if not (math.isnan(self.minimal_effect) or self.minimal_effect > 0):
+            raise ValueError(
+                f"claim {self.claim!r}: the minimal effect of interest must be > 0 (argued from the paper), got "
+                f"{self.minimal_effect}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able values; :meth:`from_dict` reads them back."""
@@ -107,32 +150,99 @@ class ClaimEvidence:
 
     @classmethod
     def from_dict(cls, record: Mapping[str, Any]) -> ClaimEvidence:
+        """Read a record of :meth:`to_dict`. Records written before claims carried a minimal effect (with
+        ``threshold`` and ``power``) load with no minimal effect; their verdict asks for the chapter to be re-run."""
         known = set(cls.__dataclass_fields__)
-        unknown = set(record) - known
+        data = {k: v for k, v in record.items() if k not in _LEGACY_FIELDS}
+        unknown = set(data) - known
         if unknown:
             raise ValueError(f"claim record has unknown fields {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**dict(record))
+        for key in ("estimate", "ci_low", "ci_high", "minimal_effect"):
+            if data.get(key) is None and key in data:
+                data[key] = math.nan  # JSON null
+        return cls(**data)
 
 
 def _as_evidence(obj: ClaimEvidence | Mapping[str, Any]) -> ClaimEvidence:
     return obj if isinstance(obj, ClaimEvidence) else ClaimEvidence.from_dict(obj)
 
 
-def _reason_and_verdict(ev: ClaimEvidence) -> tuple[Verdict, str]:
-    if ev.parts:
-        return combine([_reason_and_verdict(p)[0] for p in ev.parts]), "combined from its parts"
+def _num(value: float, digits: int = 2) -> str:
+    return f"{value:.{digits}f}".replace("-", "\u2212")
+
+
+def _mde_text(ev: ClaimEvidence) -> str:
+    return "" if ev.mde is None else f"; this test detects effects of {_num(ev.mde)} or more (MDE)"
+
+
+def _leaf(ev: ClaimEvidence) -> tuple[Verdict, str]:
+    if ev.not_testable:
+        return "not testable here", ev.not_testable
+    if math.isnan(ev.minimal_effect):
+        return "inconclusive", "recorded without a minimal effect of interest: re-run its chapter"
     if ev.min_test_positives < MIN_TEST_POSITIVES:
         return "inconclusive", f"fewest test positives {ev.min_test_positives} < {MIN_TEST_POSITIVES}"
-    established = ev.ci_low > ev.threshold
-    if established:
-        if ev.surface_margin is not None and not ev.surface_margin[1] > 0:
-            return "partly", "effect established but not beyond the surface baseline"
-        return "reproduced", "CI above the threshold" + ("" if ev.surface_margin is None else " and surface baseline")
-    if ev.power is None:
-        return "inconclusive", "effect not established; diagnostic power not calibrated"
-    if ev.power < MIN_POWER:
-        return "inconclusive", f"effect not established; power {ev.power:.2f} < {MIN_POWER}"
-    return "not reproduced", f"effect not established at power {ev.power:.2f}"
+    m = ev.minimal_effect
+    if ev.ci_high < 0:
+        return "differs", f"CI wholly below 0: the effect has the opposite sign to the paper's{_mde_text(ev)}"
+    if ev.ci_high < m:
+        return (
+            "not reproduced",
+            f"CI wholly below the minimal effect {_num(m)}: smaller than the paper's effect{_mde_text(ev)}",
+        )
+    if ev.ci_low > m:
+        sm = ev.surface_margin
+        if sm is None or sm[1] > 0:
+            return "reproduced", f"CI wholly above the minimal effect {_num(m)}" + (
+                "" if sm is None else " and above the surface baseline"
+            )
+        if sm[2] < 0:
+            return "not reproduced", "above the minimal effect, but the surface baseline does better (margin CI < 0)"
+        return (
+            "inconclusive",
+            "above the minimal effect, but not separable from the surface baseline (margin CI spans 0)",
+        )
+    need = samples_to_resolve(ev.estimate, ev.ci_low, ev.ci_high, m, ev.n_tasks)
+    more = "" if need is None else f"; about {need} tasks would resolve it at this spread"
+    return "inconclusive", f"CI straddles the minimal effect {_num(m)}{_mde_text(ev)}{more}"
+
+
+def verdict_and_reason(evidence: ClaimEvidence | Mapping[str, Any]) -> tuple[Verdict, str]:
+    """The verdict on one claim by the rules of this module's docstring, with its one-line reason."""
+    ev = _as_evidence(evidence)
+    if not ev.parts:
+        return _leaf(ev)
+    verdicts = [_leaf(p)[0] if not p.parts else verdict_and_reason(p)[0] for p in ev.parts]
+    counts = Counter(verdicts)
+    why = ", ".join(f"{n} part{'s' if n > 1 else ''} {v}" for v, n in counts.items())
+    return combine(verdicts), why
+
+
+def verdict(evidence: ClaimEvidence | Mapping[str, Any]) -> Verdict:
+    """The verdict on one claim by the rules of this module's docstring."""
+    return verdict_and_reason(evidence)[0]
+
+
+def combine(verdicts: Sequence[Verdict]) -> Verdict:
+    """One verdict from the verdicts of a claim's parts.
+
+    Parts that cannot be tested here are set aside (all of them: not testable here). The rest: all equal gives that
+    verdict; all against the paper (not reproduced or differs) gives not reproduced; any other mix gives
+    "differs in part" (the page lists the parts).
+    """
+    if not verdicts:
+        raise ValueError("combine needs at least one verdict")
+    unknown = set(verdicts) - set(VERDICTS)
+    if unknown:
+        raise ValueError(f"unknown verdicts {sorted(unknown)}; verdicts are {', '.join(VERDICTS)}")
+    testable = [v for v in verdicts if v != "not testable here"]
+    if not testable:
+        return "not testable here"
+    if len(set(testable)) == 1:
+        return testable[0]
+    if all(v in _AGAINST for v in testable):
+        return "not reproduced"
+    return "differs in part"
 
 
 def calibrated_rates(
@@ -141,9 +251,11 @@ def calibrated_rates(
     """(power, false-positive rate) of a diagnostic at the book's sample size, from the ground-truth chapter's results.
 
     ``diagnostic`` is one of the names of ``metrics.power_at_book_size`` of ``02_ground_truth`` (``gain``,
-    ``random_basis``, ``pruning``, ``osp``, ``dedicated``). ``records`` are results records; by default those of the
-    current results directory, then the published ``book/results``. Either value is None when the ground-truth
-    chapter has not run or did not calibrate it: a claim without power cannot be called "not reproduced".
+    ``random_basis``, ``pruning``, ``osp``, ``dedicated``). That table has one row per toy regime; the power returned
+    is the lowest over regimes and the false-positive rate the highest (worst cases, never an average across
+    regimes). ``records`` are results records; by default those of the current results directory, then the published
+    ``book/results``. Either value is None when the ground-truth chapter has not run or did not calibrate it. These
+    rates describe a diagnostic; they do not decide a verdict (the minimal effect and the CI do).
     """
     if records is None:
         from ..results import RESULTS_DIR, load_results, results_dir
@@ -157,41 +269,18 @@ def calibrated_rates(
         for row in (record.get("metrics") or {}).get("power_at_book_size", []):
             if row.get("diagnostic") != diagnostic:
                 continue
-            if power is None and row.get("power") is not None:
-                power = float(row["power"])
-            if false_positive_rate is None and row.get("false positive rate") is not None:
-                false_positive_rate = float(row["false positive rate"])
+            if row.get("power") is not None:
+                power = min(float(row["power"]), power if power is not None else math.inf)
+            if row.get("false positive rate") is not None:
+                fpr = float(row["false positive rate"])
+                false_positive_rate = max(fpr, false_positive_rate if false_positive_rate is not None else -math.inf)
+        break  # the first ground-truth record found (current results before the published ones)
     return power, false_positive_rate
 
 
 def calibrated_power(diagnostic: str, records: Iterable[Mapping[str, Any]] | None = None) -> float | None:
     """The power half of :func:`calibrated_rates`."""
     return calibrated_rates(diagnostic, records)[0]
-
-
-def verdict(evidence: ClaimEvidence | Mapping[str, Any]) -> Verdict:
-    """The verdict on one claim by the rules of this module's docstring."""
-    return _reason_and_verdict(_as_evidence(evidence))[0]
-
-
-def combine(verdicts: Sequence[Verdict]) -> Verdict:
-    """One verdict from the verdicts of a claim's sub-tests.
-
-    All reproduced: reproduced. None reproduced or partly: not reproduced if every part is, otherwise inconclusive.
-    A mix with at least one reproduced or partly part: partly.
-    """
-    if not verdicts:
-        raise ValueError("combine needs at least one verdict")
-    unknown = set(verdicts) - set(VERDICTS)
-    if unknown:
-        raise ValueError(f"unknown verdicts {sorted(unknown)}; verdicts are {', '.join(VERDICTS)}")
-    if all(v == "reproduced" for v in verdicts):
-        return "reproduced"
-    if any(v in ("reproduced", "partly") for v in verdicts):
-        return "partly"
-    if all(v == "not reproduced" for v in verdicts):
-        return "not reproduced"
-    return "inconclusive"
 
 
 def format_ci(estimate: float, low: float, high: float, digits: int = 2) -> str:
@@ -229,11 +318,16 @@ def describe_correlation(name: str, rho: float, low: float | None = None, high: 
     return text + ")"
 
 
+def _minimal_text(ev: ClaimEvidence) -> str:
+    return "-" if math.isnan(ev.minimal_effect) else _num(ev.minimal_effect)
+
+
 def verdict_table(results: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     """The "results at a glance" table: one row per claim found under ``metrics.claims`` of the results records.
 
-    Columns: claim, chapter, paper, ours (estimate with CI), control, surface margin, power, test positives,
-    verdict, why. Records without claims are skipped; a malformed claim raises ValueError naming its chapter.
+    Columns: claim, chapter, paper, measure, minimal effect (and its source), ours (estimate with CI), MDE,
+    estimator, control, surface margin, test positives, verdict, why. Records without claims are skipped; a
+    malformed claim raises ValueError naming its chapter.
     """
     rows = []
     for record in results:
@@ -242,45 +336,55 @@ def verdict_table(results: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
                 ev = _as_evidence(raw)
             except (TypeError, ValueError) as err:
                 raise ValueError(f"results {record.get('name')!r}: malformed claim: {err}") from err
-            v, why = _reason_and_verdict(ev)
+            v, why = verdict_and_reason(ev)
             sm = ev.surface_margin
+            measured = not ev.not_testable
             rows.append(
                 {
                     "claim": ev.claim,
                     "chapter": ev.chapter,
                     "paper": ev.paper,
                     "measure": ev.measure,
-                    "ours (95% CI)": format_ci(ev.estimate, ev.ci_low, ev.ci_high),
+                    "minimal effect": _minimal_text(ev),
+                    "minimal effect from": ev.minimal_effect_source or "-",
+                    "ours (95% CI)": format_ci(ev.estimate, ev.ci_low, ev.ci_high) if measured else "-",
+                    "MDE": "-" if ev.mde is None else _num(ev.mde),
+                    "estimator": ev.estimator or "-",
                     "control": ev.control or "-",
                     "over surface baseline": "-" if sm is None else format_ci(*sm),
-                    "power": "-" if ev.power is None else f"{ev.power:.2f}",
-                    "tasks (fewest test positives)": f"{ev.n_tasks} ({ev.min_test_positives})",
+                    "tasks (fewest test positives)": f"{ev.n_tasks} ({ev.min_test_positives})" if measured else "-",
                     "verdict": v,
                     "why": why,
                 }
             )
-    columns = [
-        "claim",
-        "chapter",
-        "paper",
-        "measure",
-        "ours (95% CI)",
-        "control",
-        "over surface baseline",
-        "power",
-        "tasks (fewest test positives)",
-        "verdict",
-        "why",
-    ]
-    return pd.DataFrame(rows, columns=columns)
+    return pd.DataFrame(rows, columns=TABLE_COLUMNS)
 
 
-GLANCE_COLUMNS = ("claim", "paper", "measure", "ours (95% CI)", "over surface baseline", "power", "verdict")
+TABLE_COLUMNS = (
+    "claim",
+    "chapter",
+    "paper",
+    "measure",
+    "minimal effect",
+    "minimal effect from",
+    "ours (95% CI)",
+    "MDE",
+    "estimator",
+    "control",
+    "over surface baseline",
+    "tasks (fewest test positives)",
+    "verdict",
+    "why",
+)
+"""The columns of :func:`verdict_table`."""
+
+GLANCE_COLUMNS = ("claim", "paper", "measure", "minimal effect", "ours (95% CI)", "MDE", "estimator", "verdict")
 """The columns of the "results at a glance" table on the book's first page (the verdict cell carries its reason)."""
 
 
 def verdict_markdown(table: pd.DataFrame, *, link: bool = True) -> str:
-    """The "results at a glance" table as MyST markdown (chapter names as page links when ``link``).
+    """The "results at a glance" table as MyST markdown (chapter names as page links when ``link``), preceded by
+    the tally of verdicts.
 
     With no claims recorded it says so in one sentence instead of printing an empty table.
     """
@@ -289,6 +393,8 @@ def verdict_markdown(table: pd.DataFrame, *, link: bool = True) -> str:
             "No chapter has recorded a claim yet: run the chapters (`make book`) to measure them; until then this "
             "book gives no verdict.\n"
         )
+    counts = Counter(table["verdict"])
+    tally = "; ".join(f"{v} {counts[v]}" for v in VERDICTS if counts[v])
     cells = table.assign(
         claim=[
             f"{c} ({{doc}}`executed/{ch}`)" if link else f"{c} ({ch})"
@@ -301,32 +407,38 @@ def verdict_markdown(table: pd.DataFrame, *, link: bool = True) -> str:
     rows = [
         "| " + " | ".join(str(row[c]).replace("|", "/") for c in GLANCE_COLUMNS) + " |" for _, row in cells.iterrows()
     ]
-    return "\n".join([header, rule, *rows]) + "\n"
+    return f"**{len(table)} claims:** {tally}.\n\n" + "\n".join([header, rule, *rows]) + "\n"
 
 
 def _evidence_line(ev: ClaimEvidence) -> str:
+    if ev.not_testable:
+        return f"{ev.measure}: not measured here"
     parts = [f"{ev.measure}: {format_ci(ev.estimate, ev.ci_low, ev.ci_high)}"]
+    parts.append(f"minimal effect of interest {_minimal_text(ev)}")
+    parts.append("MDE not computed" if ev.mde is None else f"MDE {_num(ev.mde)}")
     if ev.surface_margin is not None:
         parts.append(f"over the best surface baseline {format_ci(*ev.surface_margin)}")
     if ev.control:
         parts.append(f"control: {ev.control}")
-    parts.append("power not calibrated" if ev.power is None else f"calibrated power {ev.power:.2f}")
+    if ev.estimator:
+        parts.append(ev.estimator)
     parts.append(f"{ev.n_tasks} task{'s' if ev.n_tasks != 1 else ''}, fewest test positives {ev.min_test_positives}")
     return "; ".join(parts)
 
 
 def verdict_box(claims: Iterable[ClaimEvidence | Mapping[str, Any]]) -> str:
-    """MyST markdown that opens a chapter: per claim, the paper's statement, our result and the verdict with its reason.
-
-    Sub-tests (``parts``) are listed under their claim with their own verdicts.
-    """
+    """MyST markdown that opens a chapter: per claim, the paper's statement and minimal effect, our result and the
+    verdict with its reason. Parts are listed under their claim with their own verdicts."""
     blocks = []
     for raw in claims:
         ev = _as_evidence(raw)
-        v, why = _reason_and_verdict(ev)
-        lines = [f"**Paper:** {ev.paper}", "", f"**Ours:** {_evidence_line(ev)}."]
+        v, why = verdict_and_reason(ev)
+        lines = [f"**Paper:** {ev.paper}", ""]
+        if ev.minimal_effect_source:
+            lines += [f"**Minimal effect of interest:** {_minimal_text(ev)} ({ev.minimal_effect_source})", ""]
+        lines.append(f"**Ours:** {_evidence_line(ev)}.")
         for part in ev.parts:
-            pv, pwhy = _reason_and_verdict(part)
+            pv, pwhy = verdict_and_reason(part)
             lines.append(f"- {part.claim}: {_evidence_line(part)}. *{pv}* ({pwhy}).")
         lines += ["", f"**Verdict: {v}** ({why})."]
         blocks.append(f"````{{admonition}} Claim: {ev.claim}\n:class: note\n" + "\n".join(lines) + "\n````")
@@ -336,31 +448,34 @@ def verdict_box(claims: Iterable[ClaimEvidence | Mapping[str, Any]]) -> str:
 
 
 def _change(ev: ClaimEvidence) -> str:
-    v, _ = _reason_and_verdict(ev)
+    v, _ = verdict_and_reason(ev)
+    if v == "not testable here":
+        return ev.not_testable
+    if ev.parts:
+        if v == "differs in part":
+            return "the parts that disagree reaching the same verdict on more data would settle it; see each part"
+        return "every part would have to change; see each part"
+    if math.isnan(ev.minimal_effect):
+        return "re-running its chapter records the minimal effect this verdict needs"
     if ev.min_test_positives < MIN_TEST_POSITIVES:
         return (
             f"more data: at least {MIN_TEST_POSITIVES} test positives in every task (now {ev.min_test_positives}) "
             "would allow a verdict"
         )
+    m = _num(ev.minimal_effect)
     if v == "inconclusive":
-        power = "an uncalibrated diagnostic" if ev.power is None else f"power {ev.power:.2f}"
-        return (
-            f"the effect is not established with {power}: a larger sample (more tasks or examples) or a diagnostic "
-            f"with power >= {MIN_POWER} at this size would turn the missing effect into evidence either way"
+        if ev.ci_low > ev.minimal_effect:
+            return "a surface-baseline margin whose CI clears 0 would make it reproduced"
+        need = samples_to_resolve(ev.estimate, ev.ci_low, ev.ci_high, ev.minimal_effect, ev.n_tasks)
+        return f"a narrower CI that clears the minimal effect {m} on either side" + (
+            "" if need is None else f" (about {need} tasks at this spread)"
         )
-    if v == "not reproduced":
+    if v in _AGAINST:
         return (
-            f"an effect above {ev.threshold:g} with a CI clear of it in a larger or different model (the paper used "
-            "Pythia) would reverse it; at this size the diagnostic would have seen it"
+            f"an effect with a CI above {m} in a larger or differently trained model (the paper used Pythia) would "
+            "reverse it; this sample excludes it here"
         )
-    if v == "partly":
-        if ev.parts:
-            return "the sub-tests that fall short reaching the same result as the others"
-        return (
-            "a margin over the best surface baseline whose CI excludes 0, e.g. on tasks the tokens alone cannot "
-            "decode, would make it reproduced; an effect CI reaching the threshold would make it inconclusive"
-        )
-    return "a CI reaching the threshold on more data, or a surface baseline that matches the neurons, would weaken it"
+    return f"a CI reaching down to {m} on more data, or a surface baseline that matches the neurons, would weaken it"
 
 
 def what_would_change(claims: Iterable[ClaimEvidence | Mapping[str, Any]]) -> str:

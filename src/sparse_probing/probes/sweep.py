@@ -279,6 +279,8 @@ def _run_task(
             "support": tuple(int(j) for j in fit.support) if len(runs) == 1 else (),
             "n_train": int(y_tr.size),
             "n_pos_train": int(y_tr.sum()),
+            "n_test": int(y_test.size),
+            "n_pos_test": int(y_test.sum()),
             "fit_time": float(np.sum([f.fit_time for f, _, _ in per_run])),
         }
         for key in scores:
@@ -375,6 +377,59 @@ def run_sweep(
                 stacklevel=2,
             )
     return df
+
+
+def run_cv_sweep(
+    activations: Mapping[Hashable, Any],
+    labels: Mapping[str, Any],
+    folds: Sequence[Split],
+    specs: Sequence[ProbeSpec | str],
+    *,
+    groups: Any | None = None,
+    n_jobs: int = 1,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """:func:`run_sweep` in every fold of a cross-validation (:func:`~sparse_probing.splits.grouped_cv`): one table
+    with a ``fold`` column. Select inside each fold with ``select_on_validation(df, by=(..., "fold"))`` and pool the
+    folds with :func:`cv_summary`; every example is then a test example exactly once."""
+    if not folds:
+        raise ProbeInputError("folds is empty: pass the splits of grouped_cv(groups, y).")
+    tables = [
+        run_sweep(activations, labels, split, specs, groups=groups, n_jobs=n_jobs, progress=progress).assign(fold=i)
+        for i, split in enumerate(folds)
+    ]
+    return pd.concat(tables, ignore_index=True)
+
+
+def cv_summary(
+    chosen: pd.DataFrame, by: Sequence[str] = ("feature", "method"), metrics: Sequence[str] = ("f1", "roc_auc")
+) -> pd.DataFrame:
+    """Pool the rows chosen in each fold (one per ``by`` and ``fold``) into one cross-validated score per ``by``.
+
+    ``<metric>_test`` is the mean over folds of the fold's test score (each fold's choice made on its own validation
+    rows), ``<metric>_test_sd`` its spread over folds; ``n_test`` and ``n_pos_test`` add up the folds' test rows (each
+    example once), ``n_folds`` counts the folds, and ``chosen_<column>`` lists each fold's choice of ``layer`` and
+    ``k`` where present.
+    """
+    keys = list(by)
+    missing = [c for c in (*keys, "fold") if c not in chosen.columns]
+    if missing:
+        raise ProbeInputError(f"columns {missing} are not in the table: pass the rows chosen per fold of run_cv_sweep.")
+    if chosen.duplicated([*keys, "fold"]).any():
+        raise ProbeInputError(f"several rows per {keys} and fold: choose one per fold first (select_on_validation).")
+    g = chosen.groupby(keys, dropna=False, sort=True)
+    agg: dict[str, Any] = {"n_folds": ("fold", "nunique")}
+    for m in metrics:
+        if f"{m}_test" in chosen.columns:
+            agg[f"{m}_test"] = (f"{m}_test", "mean")
+            agg[f"{m}_test_sd"] = (f"{m}_test", "std")
+    for c in ("n_test", "n_pos_test"):
+        if c in chosen.columns:
+            agg[c] = (c, "sum")
+    for c in ("layer", "k"):
+        if c in chosen.columns and c not in keys:
+            agg[f"chosen_{c}"] = (c, lambda v: tuple(v.tolist()))
+    return g.agg(**agg).reset_index()
 
 
 def select_best(
