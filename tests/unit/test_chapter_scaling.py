@@ -119,7 +119,7 @@ def test_size_claim_reproduced_when_the_largest_model_is_better():
     assert claim.estimate == pytest.approx(0.2, abs=0.03)
     assert claim.ci_low > 0
     assert claim.n_tasks == 12 and claim.min_test_positives == 40
-    assert claim.power is None
+    assert claim.minimal_effect == sc.MIN_SIZE and claim.mde is not None
     assert "random basis" in claim.control and "Spearman" in claim.control
     assert verdict(claim) == "reproduced"
 
@@ -128,9 +128,9 @@ def test_size_claim_verdict_follows_the_data():
     flat = _neurons({"small": 0.7, "mid": 0.7, "large": 0.7})
     claim = sc.size_claim(flat, ["small", "mid", "large"], _models_table(), n_boot=500)
     assert claim.ci_low <= 0 <= claim.ci_high
-    assert verdict(claim) == "inconclusive"  # no calibrated power: an absent effect is not "not reproduced"
+    assert verdict(claim) == "not reproduced"  # the CI excludes the paper's smallest rise
     falling = _neurons({"small": 0.8, "mid": 0.7, "large": 0.6})
-    assert verdict(sc.size_claim(falling, ["small", "mid", "large"], n_boot=500)) == "inconclusive"
+    assert verdict(sc.size_claim(falling, ["small", "mid", "large"], n_boot=500)) == "differs"
 
 
 def test_size_claim_with_too_few_test_positives_is_inconclusive():
@@ -148,10 +148,10 @@ def test_size_claim_only_uses_primary_tasks():
     assert claim.n_tasks == 12
 
 
-def test_size_claim_with_one_family_model_is_recorded_inconclusive():
+def test_size_claim_with_one_family_model_is_recorded_not_testable():
     claim = sc.size_claim(_neurons(), ["large"])
-    assert claim.n_tasks == 0 and "two are needed" in claim.control
-    assert verdict(claim) == "inconclusive"
+    assert claim.n_tasks == 0 and "two are needed" in claim.not_testable
+    assert verdict(claim) == "not testable here"
 
 
 def test_control_margin_removes_a_rise_the_control_shares():
@@ -200,7 +200,7 @@ def test_splitting_claim_follows_the_sharing():
     merging = _neurons(units={"small": "unique", "large": "shared"})
     claim = sc.splitting_claim(merging, ["small", "large"], n_boot=300)
     assert claim.estimate == pytest.approx(-1.0)
-    assert verdict(claim) == "inconclusive"
+    assert verdict(claim) == "differs"
 
 
 # ---------------------------------------------------------------------------------------------- tables
