@@ -74,7 +74,7 @@ def test_power_at_book_size_has_the_shape_other_chapters_read() -> None:
 def test_caption_and_summary_follow_the_data() -> None:
     weak = cal.power_table(_studies([0.0, 0.0, 0.0, 1.0], [0.0, 0.0, 0.0, 0.0]))
     strong = cal.power_table(_studies([1.0, 1.0, 1.0, 1.0], [0.0, 0.0, 0.0, 0.0]))
-    assert "`gain`: power 0.25" in gt.caption_power(weak, 84)
+    assert "`gain`: power 0.25 to 0.25 over regimes" in gt.caption_power(weak, 84)
     assert "`gain`: power 1.00" in gt.caption_power(strong, 84)
     lines = gt.summary_lines(weak, [84, 1000], -0.8).splitlines()
     assert lines[0] == (
@@ -119,7 +119,7 @@ def test_book_size_and_width_tables() -> None:
 
     fake = SimpleNamespace(power=power, book_size=84)
     table = gt.book_size_table(fake)
-    assert list(table.columns) == ["diagnostic", "power", "false positive rate"]
+    assert list(table.columns) == ["diagnostic", "activation", "p", "power", "false positive rate"]
     scaling = pd.DataFrame({"width": [4, 4, 8], "seed": [0, 1, 0], "loss": [1.0, 3.0, 1.0], "share_dedicated": 0.5})
     width = gt.width_table(scaling)
     assert list(width.columns) == ["width", "loss", "share_dedicated"] and width.loc[0, "loss"] == 2.0
@@ -132,14 +132,60 @@ def test_metrics_keep_the_keys_other_chapters_read() -> None:
     toys = pd.DataFrame({"activation": "relu", "p": [0.1, 1.0], "seed": 0, "n_dedicated": [2, 8],
                          "n_superposed": [10, 1], "detected": [1.0, 0.0], "median_bias": -0.1, "spearman": -0.5})  # fmt: skip
     result = gt.GroundTruthResult(
-        config=gt.GroundTruthConfig(basis_models=()), studies=_studies([1.0, 0.0], [0.0, 1.0]), toys=toys,
+        config=gt.GroundTruthConfig(basis_models=(), n_trains=(84, 1000), osp_n_trains=(84,)), studies=_studies([1.0, 0.0], [0.0, 1.0]), toys=toys,
         scaling=pd.DataFrame({"width": [4, 8], "loss": [0.2, 0.1]}), basis=pd.DataFrame(), sparsity=pd.DataFrame(),
         weight_fingerprint=pd.DataFrame(), mlp_stats={}, datasets={},
     )  # fmt: skip
     metrics = result.metrics()
-    assert list(metrics) == ["power", "power_at_book_size", "studies", "toys", "fingerprint", "width_scaling",
-                             "loss_width_slope", "basis", "activation_sparsity", "weight_fingerprint"]  # fmt: skip
+    assert list(metrics) == ["power", "power_at_book_size", "power_by_effect", "sizes", "dedicated_false_positives",
+                             "studies", "toys", "fingerprint", "width_scaling", "loss_width_slope", "basis",
+                             "activation_sparsity", "weight_fingerprint"]  # fmt: skip
     assert metrics["basis"] == [] and metrics["loss_width_slope"] == pytest.approx(-1.0)
     book = metrics["power_at_book_size"].set_index("diagnostic")
     assert book.loc["gain", "power"] == 0.5 and book.loc["dedicated", "false positive rate"] == 0.5
     assert result.power is result.power  # computed once
+
+
+def test_power_at_book_size_is_per_regime_and_readers_take_the_worst() -> None:
+    from sparse_probing.analysis.verdicts import calibrated_rates
+
+    a = _studies([1.0, 1.0, 1.0, 1.0], [0.0, 0.0, 0.0, 0.0])
+    b = _studies([0.0, 0.0, 0.0, 1.0], [1.0, 1.0, 1.0, 1.0]).assign(p=0.03)
+    power = cal.power_table(pd.concat([a, b], ignore_index=True))
+    table = gt.power_at_book_size(power, 84).reset_index()
+    assert len(table[table["diagnostic"] == "gain"]) == 2  # one row per regime, no average
+    record = {"name": "02_ground_truth", "metrics": {"power_at_book_size": table.to_dict("records")}}
+    assert calibrated_rates("dedicated", [record]) == (None, 1.0)
+    assert calibrated_rates("gain", [record])[0] == pytest.approx(0.25)
+    finding = gt.dedicated_finding(power, 84)
+    assert finding.startswith("**Finding:** a single neuron with held-out ROC-AUC >= 0.95")
+    assert "in 1.00 of studies in the relu toys with p = 0.03" in finding and "relu p = 0.1: 0.00" in finding
+    quiet = gt.dedicated_finding(cal.power_table(a), 84)
+    assert "at most 0.00" in quiet
+
+
+def test_sizes_are_read_from_the_chapter_results() -> None:
+    tasks = [{"family": "paper_compound_words", "task": f"t{i}", "examples": 400 + 20 * i, "test_positives": 30 + i,
+              "status": "ok"} for i in range(5)]  # fmt: skip
+    tasks.append({"family": "compound_words", "task": "x", "examples": 10, "test_positives": 2, "status": "ok"})
+    records = [{"name": "03_superposition", "metrics": {"tasks": tasks}}]
+    config, source = gt.resolve_sizes(gt.GroundTruthConfig(n_trains=(84, 2000), osp_n_trains=(84,)), records)
+    assert config.n_tasks == 5 and config.n_trains == (308, 2000) and config.osp_n_trains == (308,)
+    assert config.n_test == 66 and config.diagnostics.n_test == 66
+    assert source.startswith("03_superposition, family paper_compound_words: 5 tasks")
+    same, why = gt.resolve_sizes(gt.GroundTruthConfig(n_trains=(84, 2000), osp_n_trains=(84,)), [])
+    assert same.n_trains == (84, 2000) and "no results of 03_superposition" in why
+    assert gt.resolve_sizes(gt.GroundTruthConfig(sizes_from=""), records)[1] == "parameters"
+
+
+def test_power_by_effect_bins_studies_by_their_true_effect() -> None:
+    rows = []
+    for seed, (effect, fired) in enumerate([(0.0, 0.0), (0.005, 0.0), (0.05, 1.0), (0.05, 0.0), (0.2, 1.0)]):
+        for n_train, mean in ((300, effect + 0.01), (2000, effect)):
+            rows.append({"activation": "relu", "p": 0.1, "seed": seed, "status": "superposed", "n_train": n_train,
+                         "gain": fired, "gain_mean": mean})  # fmt: skip
+    studies = cal.attach_true_effects(pd.DataFrame(rows), 2000)
+    assert studies.loc[studies["n_train"] == 300, "true_gain"].tolist() == [0.0, 0.005, 0.05, 0.05, 0.2]
+    table = cal.power_by_effect(studies, 300).set_index("true effect")
+    assert table.loc["0.03 to 0.06", "rate"] == 0.5 and table.loc["0.03 to 0.06", "n_studies"] == 2
+    assert table.loc[">= 0.1", "rate"] == 1.0 and table.loc["0 to 0.01", "n_studies"] == 2

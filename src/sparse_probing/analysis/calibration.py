@@ -1,12 +1,13 @@
 """The study's diagnostics run on toy models with known superposition: their power at the book's sample sizes.
 
 Every diagnostic below is the one a chapter runs, on the toy's hidden neurons (:mod:`.toy_models`) with the labels
-"half-feature h is present", at the chapters' training-set size (~84 training rows per task: 120 windows split
-70/15/15) and at a large one. A *study* is what a chapter does once: ``n_tasks`` tasks of one ground-truth status
+"half-feature h is present", at the chapter's real sizes (tasks, training rows and test rows per task, read from its
+results by :func:`chapter_sizes`) and at a large reference size. A *study* is what a chapter does once: ``n_tasks`` tasks of one ground-truth status
 from one trained model, one verdict per diagnostic. The detection rules (stated once, :data:`RULES`):
 
 * ``gain`` (k = 1 against best k): per task, test F1 of the sparse probe with k chosen on validation minus test
-  F1 at k = 1; detected when the 95% paired-bootstrap interval over tasks of the mean gain lies above 0.
+  F1 at k = 1; detected when the 95% paired-bootstrap interval over tasks of the mean gain lies above the claim's
+  minimal effect (``DiagnosticsConfig.gain_min_effect``), the rule the chapter's verdict applies.
 * ``random_basis``: per task, test F1 at k = 1 on the neurons minus the mean over ``n_rotations`` Haar-random
   rotations; detected when the interval of the mean difference lies above 0. Ground truth: every toy's neurons are
   a privileged basis; the null is the same activations pre-rotated by a random orthogonal matrix.
@@ -21,14 +22,17 @@ from one trained model, one verdict per diagnostic. The detection rules (stated 
   with p < 0.05; ground truth: the model holds more superposed than dedicated half-features.
 
 Power = detection rate over studies where the ground truth has the property; false-positive rate = detection rate
-where it does not (the ``expected`` column of :func:`power_table` says which is which).
+where it does not (the ``expected`` column of :func:`power_table` says which is which), each per regime (activation
+and feature probability), never averaged across regimes. :func:`power_by_effect` gives the detection rate by the
+size of the true effect (the effect measured on the same tasks at the reference size), the power curve of a rule.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -41,11 +45,8 @@ from ..probes.single import best_single_neuron
 from .statistics import is_dedicated, paired_bootstrap
 from .toy_models import GroundTruth, ToyConfig, ToyModel, ground_truth, probe_data, train_toy
 
-CHAPTER_TRAIN = 84
-"""Training rows per task in the book's superposition chapter (120 windows per bigram, 70% for training)."""
-
 RULES: dict[str, str] = {
-    "gain": "95% paired-bootstrap lower bound of mean [F1(k chosen on val) - F1(k=1)] over tasks > 0",
+    "gain": "95% paired-bootstrap lower bound of mean [F1(k chosen on val) - F1(k=1)] over tasks > minimal effect",
     "random_basis": "95% paired-bootstrap lower bound of mean [F1(neurons, k=1) - F1(rotated, k=1)] > 0",
     "pruning": "95% upper bound of mean [F1(k) - F1(k, best neuron removed)] < pruning_margin",
     "osp": "95% paired-bootstrap lower bound of mean [F1(optimal, k) - F1(mean_diff top-k)] > 0",
@@ -74,7 +75,11 @@ class DiagnosticsConfig:
     osp_time_limit: float = 5.0
     """Seconds per optimal solve."""
     val_fraction: float = 15 / 70
-    """Validation (and test) rows per training row: the book's 70/15/15 split."""
+    """Validation rows per training row: the book's 70/15/15 split."""
+    n_test: int | None = None
+    """Test rows per task (None: as many as validation rows)."""
+    gain_min_effect: float = 0.0
+    """The gain is detected when its CI lies above this (the claim's minimal effect of interest)."""
 
     def __post_init__(self) -> None:
         if 1 not in self.ks:
@@ -117,7 +122,8 @@ def task_diagnostics(
     """
     rng = np.random.default_rng([seed, half, n_train])
     n_val = max(4, round(n_train * cfg.val_fraction))
-    parts = [probe_data(model, half, n, rng) for n in (n_train, n_val, n_val)]
+    n_test = cfg.n_test or n_val
+    parts = [probe_data(model, half, n, rng) for n in (n_train, n_val, n_test)]
     if rotate:
         R_MM = random_orthogonal(model.config.n_hidden, rng.integers(2**31)).astype(np.float32)
         parts = [(X @ R_MM, y) for X, y in parts]
@@ -168,7 +174,7 @@ def detect(tasks: pd.DataFrame, cfg: DiagnosticsConfig, *, n_boot: int = 2000, s
     for name in ("gain", "random_basis", "osp"):
         if name in tasks.columns and tasks[name].notna().any():
             ci = interval(name)
-            out[name] = float(ci["low"] > 0)
+            out[name] = float(ci["low"] > (cfg.gain_min_effect if name == "gain" else 0.0))
             out[f"{name}_mean"] = ci["mean_diff"]
     ci = interval("pruning")
     out["pruning"] = float(ci["high"] < cfg.pruning_margin)
@@ -195,37 +201,147 @@ class PowerGrid:
 
     activations: tuple[str, ...] = ("relu", "gated")
     probabilities: tuple[float, ...] = (1.0, 0.1, 0.03)
-    n_trains: tuple[int, ...] = (CHAPTER_TRAIN, 2000)
-    seeds: tuple[int, ...] = (0, 1, 2)
+    n_trains: tuple[int, ...] = (300, 2000)
+    """Training rows per task: the chapter's (first) and a large reference size (last), which gives the true effect."""
+    seeds: tuple[int, ...] = tuple(range(10))
     """One model per seed and cell; each model gives one study per ground-truth status."""
-    n_tasks: int = 10
-    """Tasks per study (the chapter has 20 bigrams); fewer if the model has fewer of that status (at least 3)."""
+    n_tasks: int = 21
+    """Tasks per study (the chapter's number of tasks); fewer if the model has fewer of that status (at least 3)."""
     n_features: int = 20
     n_hidden: int = 10
     n_steps: int = 1500
-    osp_n_trains: tuple[int, ...] = (CHAPTER_TRAIN,)
+    osp_n_trains: tuple[int, ...] = (300,)
     """Sample sizes at which the (slow) optimal probe is run."""
 
 
-def run_power(grid: PowerGrid, cfg: DiagnosticsConfig, *, n_boot: int = 2000) -> tuple[pd.DataFrame, pd.DataFrame]:
+def run_power(
+    grid: PowerGrid, cfg: DiagnosticsConfig, *, n_boot: int = 2000, n_jobs: int = 1
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Train the grid's toys, run every diagnostic, return (per-study verdicts, per-model truth and fingerprint).
 
     Studies: for each model, each status in {"superposed", "dedicated"} with at least 3 half-features, and each
     training size; plus the null of the random-basis comparison ("rotated": the superposed tasks with pre-rotated
-    activations).
+    activations, not run at the reference size). Every study gains ``true_<diagnostic>``: the mean effect of the same
+    model and status at the largest training size (:func:`attach_true_effects`). Toys run in ``n_jobs`` processes;
+    every toy is seeded on its own, so the tables do not depend on ``n_jobs``.
     """
-    studies, models = [], []
-    for act in grid.activations:
-        for p in grid.probabilities:
-            for seed in grid.seeds:
-                config = ToyConfig(n_features=grid.n_features, n_hidden=grid.n_hidden, feature_probability=p,
-                                   activation=act, n_steps=grid.n_steps, seed=seed)  # fmt: skip
-                model = train_toy(config)
-                truth = ground_truth(model)
-                models.append({"activation": act, "p": p, "seed": seed, "loss": model.final_loss,
-                               **truth.summary, **weight_fingerprint(model)})  # fmt: skip
-                studies.extend(_model_studies(model, truth, grid, cfg, n_boot=n_boot))
-    return pd.DataFrame(studies), pd.DataFrame(models)
+    from joblib import Parallel, delayed
+
+    cells = [(act, p, seed) for act in grid.activations for p in grid.probabilities for seed in grid.seeds]
+    out = Parallel(n_jobs=n_jobs)(delayed(_toy_cell)(act, p, seed, grid, cfg, n_boot) for act, p, seed in cells)
+    studies = [row for rows, _ in out for row in rows]
+    models = [model for _, model in out]
+    return attach_true_effects(pd.DataFrame(studies), max(grid.n_trains)), pd.DataFrame(models)
+
+
+def _toy_cell(act: str, p: float, seed: int, grid: PowerGrid, cfg: DiagnosticsConfig, n_boot: int):
+    """One toy of the power study: its studies and its record."""
+    import torch
+
+    config = ToyConfig(n_features=grid.n_features, n_hidden=grid.n_hidden, feature_probability=p,
+                       activation=act, n_steps=grid.n_steps, seed=seed)  # fmt: skip
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one thread whatever n_jobs, so that the trained toy does not depend on it
+    try:
+        model = train_toy(config)
+    finally:
+        torch.set_num_threads(threads)
+    truth = ground_truth(model)
+    record = {"activation": act, "p": p, "seed": seed, "loss": model.final_loss, **truth.summary,
+              **weight_fingerprint(model)}  # fmt: skip
+    return list(_model_studies(model, truth, grid, cfg, n_boot=n_boot)), record
+
+
+EFFECT_DIAGNOSTICS = ("gain", "random_basis", "osp", "pruning")
+"""Diagnostics whose per-study mean effect (``<name>_mean``) has a true value at the reference size."""
+STUDY_KEYS = ("activation", "p", "seed", "status")
+
+
+def attach_true_effects(studies: pd.DataFrame, reference_n: int) -> pd.DataFrame:
+    """Add ``true_<diagnostic>`` to every study: the mean effect of the same (activation, p, seed, status) at
+    ``reference_n`` training rows, where the estimate is close to the truth (NaN where that study is missing)."""
+    if studies.empty or "n_train" not in studies.columns:
+        return studies
+    cols = [f"{d}_mean" for d in EFFECT_DIAGNOSTICS if f"{d}_mean" in studies.columns]
+    ref = studies[studies["n_train"] == reference_n][[*STUDY_KEYS, *cols]]
+    ref = ref.rename(columns={f"{d}_mean": f"true_{d}" for d in EFFECT_DIAGNOSTICS})
+    return studies.merge(ref, on=list(STUDY_KEYS), how="left")
+
+
+EFFECT_BINS: tuple[float, ...] = (-np.inf, 0.0, 0.01, 0.03, 0.06, 0.1, np.inf)
+"""Edges of the true-effect bins of :func:`power_by_effect` (F1 units)."""
+
+
+def power_by_effect(
+    studies: pd.DataFrame,
+    n_train: int,
+    diagnostics: Sequence[str] = ("gain", "random_basis", "osp"),
+    bins: Sequence[float] = EFFECT_BINS,
+) -> pd.DataFrame:
+    """Detection rate at ``n_train`` by the size of the true effect (:func:`attach_true_effects`), pooled over
+    regimes and statuses: the power curve of each rule. Columns ``diagnostic, true effect, n_studies, rate,
+    mean_true``; bins without studies are left out."""
+    rows = []
+    at = studies[studies["n_train"] == n_train] if len(studies) else studies
+    for diag in diagnostics:
+        if f"true_{diag}" not in at.columns or diag not in at.columns:
+            continue
+        d = at[at[diag].notna() & at[f"true_{diag}"].notna()]
+        cut = pd.cut(d[f"true_{diag}"], list(bins), right=False)
+        for interval, g in d.groupby(cut, observed=True):
+            rows.append({"diagnostic": diag, "true effect": _interval_label(interval), "n_studies": len(g),
+                         "rate": float(g[diag].mean()), "mean_true": float(g[f"true_{diag}"].mean())})  # fmt: skip
+    return pd.DataFrame(rows, columns=["diagnostic", "true effect", "n_studies", "rate", "mean_true"])
+
+
+def _interval_label(interval: pd.Interval) -> str:
+    lo, hi = interval.left, interval.right
+    if not np.isfinite(lo):
+        return f"< {hi:g}"
+    if not np.isfinite(hi):
+        return f">= {lo:g}"
+    return f"{lo:g} to {hi:g}"
+
+
+@dataclass(frozen=True)
+class ChapterSizes:
+    """The sizes of a chapter's tests, read from its results."""
+
+    n_tasks: int
+    n_train: int
+    """Median training rows per task."""
+    n_test: int
+    """Median test rows per task."""
+    min_test_positives: int
+    source: str
+    """Where they were read, e.g. "03_superposition, family paper_compound_words"."""
+
+
+def chapter_sizes(records: Iterable[Mapping[str, Any]], chapter: str, family: str | None = None) -> ChapterSizes | None:
+    """The tasks, training rows and test rows per task of ``chapter``'s conclusive tasks (of ``family`` when given),
+    from its results records (``metrics.tasks``: ``examples``, ``test_positives``, ``status``, and ``train_rows`` /
+    ``test_rows`` where recorded; otherwise the book's 70/15/15 split of ``examples``). None when not found."""
+    for record in records:
+        if record.get("name") != chapter:
+            continue
+        tasks = pd.DataFrame((record.get("metrics") or {}).get("tasks") or [])
+        if tasks.empty or "examples" not in tasks.columns:
+            continue
+        if family is not None and "family" in tasks.columns:
+            tasks = tasks[tasks["family"] == family]
+        if "status" in tasks.columns and (tasks["status"] == "ok").any():
+            tasks = tasks[tasks["status"] == "ok"]
+        if tasks.empty:
+            continue
+        examples = tasks["examples"].to_numpy(dtype=float)
+        train = tasks["train_rows"].to_numpy(float) if "train_rows" in tasks.columns else 0.70 * examples
+        test = tasks["test_rows"].to_numpy(float) if "test_rows" in tasks.columns else 0.15 * examples
+        return ChapterSizes(
+            n_tasks=len(tasks), n_train=round(float(np.median(train))), n_test=round(float(np.median(test))),
+            min_test_positives=int(tasks["test_positives"].min()) if "test_positives" in tasks.columns else 0,
+            source=f"{chapter}" + (f", family {family}" if family else ""),
+        )  # fmt: skip
+    return None
 
 
 def _model_studies(model: ToyModel, truth: GroundTruth, grid: PowerGrid, cfg: DiagnosticsConfig, *, n_boot: int):
@@ -238,7 +354,8 @@ def _model_studies(model: ToyModel, truth: GroundTruth, grid: PowerGrid, cfg: Di
         halves = halves[: grid.n_tasks]  # the most important ones first
         for n_train in grid.n_trains:
             run_cfg = cfg if n_train in grid.osp_n_trains else _without_osp(cfg)
-            conditions = [(status, False)] + ([("rotated", True)] if status == "superposed" else [])
+            reference = n_train == max(grid.n_trains) and len(grid.n_trains) > 1
+            conditions = [(status, False)] + ([("rotated", True)] if status == "superposed" and not reference else [])
             for label, rotate in conditions:
                 rows = [task_diagnostics(model, int(h), n_train, run_cfg, seed=c.seed, rotate=rotate) for h in halves]
                 tasks = pd.DataFrame(rows)

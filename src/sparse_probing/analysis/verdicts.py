@@ -269,11 +269,11 @@ def calibrated_rates(
         for row in (record.get("metrics") or {}).get("power_at_book_size", []):
             if row.get("diagnostic") != diagnostic:
                 continue
-            if row.get("power") is not None:
-                power = min(float(row["power"]), power if power is not None else math.inf)
-            if row.get("false positive rate") is not None:
-                fpr = float(row["false positive rate"])
-                false_positive_rate = max(fpr, false_positive_rate if false_positive_rate is not None else -math.inf)
+            p, fpr = row.get("power"), row.get("false positive rate")
+            if p is not None and math.isfinite(p):
+                power = min(float(p), power if power is not None else math.inf)
+            if fpr is not None and math.isfinite(fpr):
+                false_positive_rate = max(float(fpr), -math.inf if false_positive_rate is None else false_positive_rate)
         break  # the first ground-truth record found (current results before the published ones)
     return power, false_positive_rate
 

@@ -374,13 +374,14 @@ def middle_layers_claim(
             f"{len(sub)}"
         )
         if false_positive_rate is not None:
-            control += f" (the dedicated diagnostic's false-positive rate in the ground-truth control: {false_positive_rate:.2f})"
+            control += (
+                f" (the dedicated rule fires on superposed toy features in up to {false_positive_rate:.2f} of studies)"
+            )
         if dedicated_calibration is not None and dedicated_calibration[0] is not None:
             dp, dfpr = dedicated_calibration
             control += (
-                f"; power of the depth contrast not calibrated: the ground-truth chapter calibrates finding a "
-                f"dedicated neuron (power {dp:.2f}"
-                + (f", false-positive rate {dfpr:.2f}" if dfpr is not None else "")
+                f"; the ground-truth chapter calibrates finding a dedicated neuron (worst-regime power {dp:.2f}"
+                + (f", false-positive rate up to {dfpr:.2f} on superposed toy features" if dfpr is not None else "")
                 + "), not where in depth it lies"
             )
         est, low, high = _bounded(pb["mean_diff"], pb["low"], pb["high"])

@@ -941,44 +941,32 @@ def caption_trajectories(result: ScalingResult, number: int = 3) -> str:
 
 # ---------------------------------------------------------------------------------------------- prose
 def _verdict_lines(claims: Sequence[Any]) -> list[str]:
-    from ..analysis.verdicts import format_ci, verdict
+    from ..analysis.verdicts import format_ci, verdict_and_reason
 
     lines = []
     for c in claims:
-        lines.append(
-            f"* **{c.claim}**: {verdict(c)}. {c.measure}: {format_ci(c.estimate, c.ci_low, c.ci_high)} over "
-            f"{c.n_tasks} tasks (fewest test positives {c.min_test_positives})"
-            + (f"; {c.control}" if c.control else "")
-            + "."
-        )
+        v, why = verdict_and_reason(c)
+        measured = "" if c.not_testable else (
+            f" {c.measure}: {format_ci(c.estimate, c.ci_low, c.ci_high)} over {c.n_tasks} tasks (fewest test "
+            f"positives {c.min_test_positives})" + (f"; {c.control}" if c.control else "") + "."
+        )  # fmt: skip
+        lines.append(f"* **{c.claim}**: {v} ({why}).{measured}")
     return lines
 
 
 def verdict_box(result: ScalingResult) -> str:
-    """The opening box of the chapter: the verdict on each claim (``verdicts.verdict_box`` when available)."""
-    claims = result.claims()
-    try:
-        from ..analysis.verdicts import verdict_box as shared_box  # type: ignore[attr-defined]
-    except ImportError:
-        return "\n".join(["**Verdicts of this chapter**", "", *_verdict_lines(claims)])
-    return shared_box(claims)
+    """The opening box of the chapter: the verdict on each claim (:func:`~sparse_probing.analysis.verdicts.verdict_box`)."""
+    from ..analysis.verdicts import verdict_box as shared
+
+    return shared(result.claims())
 
 
 def what_would_change(result: ScalingResult) -> str:
-    """The closing section on what would change the verdicts (``verdicts.what_would_change`` when available)."""
-    claims = result.claims()
-    try:
-        from ..analysis.verdicts import what_would_change as shared  # type: ignore[attr-defined]
-    except ImportError:
-        return (
-            "* More primary tasks with at least 30 test positives would narrow the intervals over tasks; the "
-            "interval, not the point estimate, decides the verdict.\n"
-            "* A wider size range inside one family (the paper spans 100x, the mini family about 19x) and longer "
-            "training would test the trend where the paper saw it.\n"
-            "* Neither claim has a calibrated power here, so an absent effect stays inconclusive rather than "
-            "counting against the paper."
-        )
-    return shared(claims)
+    """The closing section on what would change the verdicts
+    (:func:`~sparse_probing.analysis.verdicts.what_would_change`)."""
+    from ..analysis.verdicts import what_would_change as shared
+
+    return shared(result.claims())
 
 
 def findings(result: ScalingResult) -> str:
