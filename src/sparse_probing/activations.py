@@ -147,6 +147,14 @@ class ActivationSpec:
         return d
 
 
+def site_width(model: LoadedModel, site: str) -> int:
+    """Width of the activations at ``blocks.{l}.{site}``: ``d_mlp`` inside the MLP (its pre- and post-activation
+    hooks), ``d_model`` elsewhere (the residual stream, attention and MLP outputs)."""
+    if site in ("mlp.hook_post", "mlp.hook_pre"):
+        return model.d_mlp
+    return int(model.bridge.cfg.d_model)
+
+
 def _is_int(x: Any) -> bool:
     return isinstance(x, int | np.integer) and not isinstance(x, bool)
 
@@ -211,6 +219,10 @@ def cache_key(spec: ActivationSpec, dataset: ProbingDataset, model_digest: str) 
         "model_digest": model_digest,
         "versions": dict(_versions()),
     }
+    if spec.site not in ("mlp.hook_post", "mlp.hook_pre"):
+        # entries of other sites written before their width was read from the site (d_model) were laid out with
+        # d_mlp columns: a new key keeps them from being read
+        payload["site_width"] = "d_model"
     blob = json.dumps(payload, sort_keys=True).encode()
     slug = re.sub(r"[^A-Za-z0-9_.=+-]+", "_", f"{spec.model}-{spec.dataset}-{spec.variant}")
     slug = re.sub(r"\.{2,}", "_", slug).strip("._-")[:80]  # one plain path component, whatever the names hold
@@ -449,7 +461,7 @@ def _compute(
     ex = alignment.examples
     if len(ex) == 0:
         raise ValueError(f"no example of {dataset.key} survives tokenization at max_length={spec.max_length}")
-    n, d = len(ex), model.d_mlp
+    n, d = len(ex), site_width(model, spec.site)
     lengths = np.array([len(ids) for ids in alignment.input_ids])
     n_docs = len(lengths)
     ex_doc, ex_start, ex_end = (ex[c].to_numpy() for c in ("doc", "tok_start", "tok_end"))
@@ -792,7 +804,8 @@ def compute_rows(plan: EntryPlan, batches: list[np.ndarray]) -> tuple[np.ndarray
         for hook in plan.hooks:
             out[hook].append(pooled[hook])
     if not all_rows:
-        return np.empty(0, dtype=np.int64), {h: np.empty((0, plan.model.d_mlp), np.float16) for h in plan.hooks}
+        width = site_width(plan.model, plan.spec.site)
+        return np.empty(0, dtype=np.int64), {h: np.empty((0, width), np.float16) for h in plan.hooks}
     rows = np.concatenate(all_rows)
     order = np.argsort(rows, kind="stable")
     return rows[order], {hook: np.concatenate(parts)[order] for hook, parts in out.items()}
@@ -805,7 +818,7 @@ def write_rows(plan: EntryPlan, rows: np.ndarray, arrays: dict[str, np.ndarray])
     their checksum. :func:`load_or_compute` then completes the entry exactly as it resumes an interrupted run, so
     the bytes equal a single-machine run's. An entry that already exists is left as it is.
     """
-    n, d = plan.n_examples, plan.model.d_mlp
+    n, d = plan.n_examples, site_width(plan.model, plan.spec.site)
     rows = np.asarray(rows, dtype=np.int64)
     if not np.array_equal(np.sort(rows), np.arange(n)):
         raise ValueError(

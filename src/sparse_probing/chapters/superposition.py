@@ -140,6 +140,22 @@ class SuperpositionConfig(ChapterConfig):
     """Model for the weight fingerprint (needs MLP input biases: a GELU/ReLU model such as mini-4 or Pythia)."""
     weights_early_layers: tuple[int, ...] = ()
     """Layers of ``weights_model`` that count as early (empty: its first third)."""
+    broad_models: tuple[str, ...] = ("mini-4",)
+    """Models read on the broad sample beside ``model`` (the claim's first part is ``model``)."""
+    broad_corpus: str = "natural_language"
+    """Family of ordinary text added to the broad sample ("" for none)."""
+    broad_corpus_documents: int = 300
+    """Documents of that family in the broad sample."""
+    broad_methods: tuple[str, ...] = ("telescopic", "mean_diff")
+    """Sparse probes read on the broad sample; the first is the claim's."""
+    broad_ks: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 8)
+    """Sparsity levels read on the broad sample."""
+    claim_k: int = 5
+    """k of the claim's sparse combination, fixed in advance (the paper: about 5 neurons per bigram in Pythia-1B)."""
+    broad_residual: bool = True
+    """Run the same comparison on the residual stream of the chosen layer."""
+    broad: bool = True
+    """Run the broad-sample test (the claim); False keeps only the balanced-task tables."""
     seed: int = 0
     """Seed of the split, the shuffled labels and the rotations."""
 
@@ -187,6 +203,15 @@ class SuperpositionConfig(ChapterConfig):
             all(layer >= 0 for layer in self.weights_early_layers),
             f"weights_early_layers must be non-negative, got {list(self.weights_early_layers)}",
         )
+        need(
+            self.broad_corpus_documents >= 0,
+            f"broad_corpus_documents must be 0 or more, got {self.broad_corpus_documents}",
+        )
+        wrong = [m for m in self.broad_methods if m not in allowed]
+        need(bool(self.broad_methods) and not wrong, f"broad_methods must be rankers or 'telescopic', got {wrong}")
+        need(list(self.broad_ks) == sorted(set(self.broad_ks)) and min(self.broad_ks, default=0) >= 1,
+             f"broad_ks must be increasing positive integers, got {list(self.broad_ks)}")  # fmt: skip
+        need(self.claim_k in self.broad_ks, f"claim_k {self.claim_k} must be one of broad_ks {list(self.broad_ks)}")
 
     @property
     def primary(self) -> str:
@@ -232,6 +257,8 @@ class SuperpositionResult:
     weights_n_layers: int
     timings: pd.DataFrame
     """Per family: the versioned ``dataset`` key, ``examples``, ``tasks``, seconds ``cache_s`` and ``probe_s``."""
+    broad: tuple[Any, ...] = ()
+    """The broad-sample test per model (:class:`~sparse_probing.chapters.broad.BroadResult`), ``model`` first."""
 
     @property
     def summary(self) -> pd.DataFrame:
@@ -252,27 +279,41 @@ class SuperpositionResult:
     def claims(
         self, *, power: float | str | None = "calibrated", toy: pd.DataFrame | str | None = "calibrated"
     ) -> list[Any]:
-        """The claim records: superposition (primary family) and, with input biases, the weight fingerprint.
+        """The claim records: superposition (the broad-sample specificity of a sparse combination against the best
+        single neuron, :func:`~sparse_probing.chapters.broad.specificity_claim`; without a broad-sample run, the
+        balanced-task gain of :func:`superposition_claim`) and, with input biases, the weight fingerprint.
 
         ``power`` is the calibrated power of the gain diagnostic (default: read with
         :func:`~sparse_probing.analysis.verdicts.calibrated_power`); ``toy`` the ground-truth chapter's toy-model
         fingerprint table (default: read from its results; None: not mentioned).
         """
         from ..analysis.verdicts import calibrated_power
+        from .broad import specificity_claim
 
-        if power == "calibrated":
-            power = calibrated_power("gain")
         if isinstance(toy, str):
             toy = toy_fingerprint()
-        s = self.summary
-        out = [
-            superposition_claim(
-                s[s["family"] == self.config.primary],
-                metric=self.config.claim_metric,
-                power=power,  # type: ignore[arg-type]
-                seed=self.config.seed,
-            )
-        ]
+        if self.broad:
+            out = [
+                specificity_claim(
+                    self.broad,
+                    chapter=CHAPTER,
+                    method=self.config.broad_methods[0],
+                    k=self.config.claim_k,
+                    seed=self.config.seed,
+                )
+            ]
+        else:
+            if power == "calibrated":
+                power = calibrated_power("gain")
+            s = self.summary
+            out = [
+                superposition_claim(
+                    s[s["family"] == self.config.primary],
+                    metric=self.config.claim_metric,
+                    power=power,  # type: ignore[arg-type]
+                    seed=self.config.seed,
+                )
+            ]
         fp = fingerprint_claim(self.weight_stats, self.weights_early, toy=toy, seed=self.config.seed)
         if fp is not None:
             out.append(fp)
@@ -297,6 +338,18 @@ class SuperpositionResult:
             "fingerprint": fingerprint_table(self.weight_stats).reset_index(),
             "weights_early_layers": list(self.weights_early),
             "timings": self.timings,
+            "broad_scores": pd.concat([b.scores for b in self.broad], ignore_index=True) if self.broad else [],
+            "broad_top": pd.concat([b.top for b in self.broad], ignore_index=True) if self.broad else [],
+            "broad_models": [
+                {
+                    "model": b.model,
+                    "layer": b.layer,
+                    "n_layers": b.n_layers,
+                    "seconds": b.seconds,
+                    **{k: v for k, v in b.sample.items() if k != "validation_auc_by_layer"},
+                }
+                for b in self.broad
+            ],
         }
 
 
@@ -814,6 +867,19 @@ def run(config: SuperpositionConfig, *, model: Any | None = None, weights: Any |
 
     timings = pd.DataFrame([p["timing"] for p in probed.values()])
     timings.loc[timings["family"] == config.primary, "probe_s"] += pruning_s
+    broad = []
+    if config.broad:
+        from .broad import broad_study
+
+        common = dict(variant=config.variant, n_documents=config.n_documents.get(config.primary),
+                      max_length=config.max_length, methods=config.broad_methods, ks=config.broad_ks,
+                      corpus=config.broad_corpus, corpus_documents=config.broad_corpus_documents,
+                      residual=config.broad_residual, min_positives=config.min_positives, seed=config.seed,
+                      cache_batch=CACHE_BATCH)  # fmt: skip
+        broad.append(broad_study(lm, config.primary, layers=config.layers, early_layers=config.early_layers, **common))
+        for name in config.broad_models:
+            if name != config.model:
+                broad.append(broad_study(name, config.primary, **common))
     return SuperpositionResult(
         config=config,
         model_identity=str(getattr(lm, "identity", config.model)),
@@ -830,6 +896,7 @@ def run(config: SuperpositionConfig, *, model: Any | None = None, weights: Any |
         weights_early=w_early,
         weights_n_layers=n_w,
         timings=timings,
+        broad=tuple(broad),
     )
 
 
@@ -1202,16 +1269,13 @@ def findings(result: SuperpositionResult, claims: Sequence[Any]) -> str:
     by_name = {cl.claim: cl for cl in claims}
     sup = by_name.get("superposition in early layers")
     if sup is not None:
-        lines.append(
-            f"* **Superposition in early layers ({verdict(sup)}).** On the paper's bigrams ({sup.n_tasks}, fewest "
-            f"test positives {sup.min_test_positives}), "
-            + describe_difference(
-                "the best k-sparse probe", "the best single neuron", sup.estimate, sup.ci_low, sup.ci_high
+        for part in sup.parts or (sup,):
+            lines.append(
+                f"* **{part.claim} ({verdict(part)}).** On the paper's bigrams ({part.n_tasks}, fewest targets "
+                f"{part.min_test_positives}): {part.measure}: "
+                + describe_difference("the combination", "the single neuron", part.estimate, part.ci_low, part.ci_high)
+                + (f" (minimal effect of interest {part.minimal_effect:.2f})." if part.minimal_effect else ".")
             )
-            + " (test score, early layers). Calibrated power of this gain diagnostic: "
-            + ("unknown" if sup.power is None else f"{sup.power:.2f}")
-            + "."
-        )
         if sup.surface_margin is not None:
             lines.append(
                 "* **Surface baseline.** "

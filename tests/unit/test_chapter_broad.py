@@ -1,0 +1,71 @@
+"""The broad-sample claim and its tables, on fixture scores."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sparse_probing.analysis.verdicts import verdict, verdict_and_reason
+from sparse_probing.chapters import broad as bs
+
+
+def _result(
+    model: str, single: float, combo: float, n: int = 12, targets: int = 40, spread: float = 0.02
+) -> bs.BroadResult:
+    rng = np.random.default_rng(len(model))
+    rows = []
+    for i in range(n):
+        task = f"b{i}"
+        for basis in ("neurons", "residual stream"):
+            for scorer, method, k, ap in (
+                ("single unit", "single_neuron", 1, single + rng.normal(0, spread)),
+                ("telescopic k=5", "telescopic", 5, combo + rng.normal(0, spread)),
+                ("random basis, single direction", "random_basis", 1, single - 0.05),
+            ):
+                rows.append({"model": model, "basis": basis, "task": task, "scorer": scorer, "method": method,
+                             "k": k, "ap": ap, "precision_at_n": ap, "fire_rate": 0.01, "recall": 0.9,
+                             "n_targets": targets, "n_positions": 60_000})  # fmt: skip
+        for scorer, ap in (("current token", 0.05), ("bigram one-hot (ceiling)", 0.95)):
+            rows.append({"model": model, "basis": "tokens", "task": task, "scorer": scorer, "method": "token", "k": 1,
+                         "ap": ap, "precision_at_n": ap, "fire_rate": 0.5, "recall": 1.0, "n_targets": targets,
+                         "n_positions": 60_000})  # fmt: skip
+    top = pd.DataFrame({"model": model, "task": "b0", "neuron": 7, "layer": 2, "rank": [1, 2, 3],
+                        "score": [3.0, 2.0, 1.0], "target": [False, True, False], "token_text": "x",
+                        "snippet": ["a [[x]] b"] * 3})  # fmt: skip
+    return bs.BroadResult(model=model, layer=2, n_layers=30, scores=pd.DataFrame(rows), top=top,
+                          sample={"positions": 60_000, "texts": {}, "targets_min": targets}, seconds=1.0)  # fmt: skip
+
+
+def test_claim_follows_the_specificity_gain():
+    gain = bs.specificity_claim([_result("m", 0.3, 0.7)], chapter="03_superposition", n_boot=500)
+    assert gain.claim == bs.CLAIM and gain.minimal_effect == bs.MIN_SPECIFICITY and gain.mde > 0
+    assert gain.estimate == pytest.approx(0.4, abs=0.03) and verdict(gain) == "reproduced"
+    assert "0 of 12 bigrams have a near-dedicated neuron" in gain.control and "residual stream" in gain.control
+    none = bs.specificity_claim([_result("m", 0.8, 0.81)], chapter="03_superposition", n_boot=500)
+    assert verdict(none) == "not reproduced" and "12 of 12 bigrams have a near-dedicated" in none.control
+    worse = bs.specificity_claim([_result("m", 0.8, 0.5)], chapter="03_superposition", n_boot=500)
+    assert verdict(worse) == "differs"
+    few = bs.specificity_claim([_result("m", 0.3, 0.7, targets=12)], chapter="03_superposition", n_boot=500)
+    assert verdict_and_reason(few) == ("inconclusive", "fewest test positives 12 < 30")
+
+
+def test_two_models_are_parts_and_may_disagree():
+    both = bs.specificity_claim([_result("a", 0.3, 0.7), _result("bb", 0.8, 0.5)], chapter="c", n_boot=500)
+    assert [p.claim for p in both.parts] == [f"{bs.CLAIM}: a, layer 2", f"{bs.CLAIM}: bb, layer 2"]
+    assert verdict(both) == "differs in part"
+
+
+def test_tables():
+    r = _result("m", 0.3, 0.7)
+    table = bs.summary_table([r], bs.headline_scorers("telescopic", 5))
+    assert set(table["scorer"]) == {"single unit", "telescopic k=5", "random basis, single direction",
+                                    "current token", "bigram one-hot (ceiling)"}  # fmt: skip
+    per = bs.bigram_table(r, "telescopic", 5)
+    assert len(per) == 12 and per["difference"].is_monotonic_decreasing
+    assert per.loc[per["bigram"] == "b0", "targets in its top 20"].item() == pytest.approx(1 / 3, abs=1e-3)
+    top = bs.top_table(r, ["b0"], n=2)
+    assert list(top["rank"]) == [1, 2] and list(top["target"]) == ["no", "yes"] and top["neuron"].iloc[0] == "L2 N7"
+    assert "telescopic at k = 5 0.70" in bs.caption_k([r], "telescopic", 5)
+    with pytest.raises(ValueError, match="not in the table"):
+        bs.paired_scores(r.scores, "optimal k=5", "single unit")
