@@ -17,3 +17,14 @@ Shape suffixes used throughout the package:
 """
 
 __version__ = "0.1.0"
+
+
+def _escape_tables() -> None:
+    """Tables rendered with pandas' Styler (every table of the book) escape their cells as HTML: dataset text, a
+    user's own included, is shown as text, never run as markup or script."""
+    import pandas as pd
+
+    pd.set_option("styler.format.escape", "html")
+
+
+_escape_tables()

@@ -47,7 +47,16 @@ import torch
 from sparse_probing.datasets import is_dataset_file, load_dataset
 from sparse_probing.datasets.base import ProbingDataset, align
 from sparse_probing.models import LoadedModel, ModelSpec, check_layers, fingerprint, load_model
-from sparse_probing.paths import activation_cache_dir, check_name, file_sha256, file_sha256_cached, inside
+from sparse_probing.paths import (
+    UnsafePathError,
+    activation_cache_dir,
+    check_name,
+    file_sha256,
+    file_sha256_cached,
+    inside,
+    links_inside,
+    write_file,
+)
 
 from ._progress import tqdm
 
@@ -273,7 +282,11 @@ def _batches(lengths: np.ndarray, docs: np.ndarray, batch_size: int) -> list[np.
 @contextlib.contextmanager
 def _lock(path: Path) -> Iterator[None]:
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as fh:
+    try:  # never through a link (and never truncating): a lock file holds nothing
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    except OSError as err:
+        raise UnsafePathError(f"cannot open the lock file {path} ({err}): is it a symbolic link? delete it") from None
+    with os.fdopen(fd, "r+") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield
@@ -369,9 +382,7 @@ def _fresh_partial(partial: Path, key: str, hooks: list[str], n: int, d: int) ->
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj))
-    tmp.replace(path)
+    write_file(path, json.dumps(obj))
 
 
 def _resume(partial: Path, key: str, hooks: list[str], n: int, d: int, batches_of: Any, rows_by_doc: dict) -> dict:
@@ -382,6 +393,13 @@ def _resume(partial: Path, key: str, hooks: list[str], n: int, d: int, batches_o
     """
     progress_path = partial / "progress.json"
     if not partial.is_dir() or partial.is_symlink():
+        return _fresh_partial(partial, key, hooks, n, d)
+    links = links_inside(partial)
+    if links:  # a planted link would make the run write outside the cache
+        warnings.warn(
+            f"unfinished cache run {partial} holds symbolic links ({', '.join(p.name for p in links[:3])}); starting "
+            "it again without them", CacheRepairWarning, stacklevel=3,
+        )  # fmt: skip
         return _fresh_partial(partial, key, hooks, n, d)
     try:
         progress = json.loads(progress_path.read_text())
@@ -520,7 +538,7 @@ def _compute(
         for fh in files.values():
             fh.close()
 
-    ex.to_json(partial / "examples.json", orient="split", index=False)
+    write_file(partial / "examples.json", ex.to_json(orient="split", index=False))
     meta = {
         "format": CACHE_FORMAT,
         "key": key,
@@ -551,10 +569,14 @@ def _meta_digest(meta: dict) -> str:
 
 
 def _write_meta(directory: Path, meta: dict) -> None:
+    links = links_inside(directory)
+    if links:
+        raise UnsafePathError(
+            f"cache entry {directory} holds symbolic links ({', '.join(p.name for p in links[:3])}): refusing to "
+            "complete it; delete the directory and run again"
+        )
     meta = {**meta, "meta_sha256": _meta_digest(meta)}
-    tmp = directory / "meta.json.tmp"
-    tmp.write_text(json.dumps(meta, indent=1, sort_keys=True))
-    tmp.replace(directory / "meta.json")
+    write_file(directory / "meta.json", json.dumps(meta, indent=1, sort_keys=True))
 
 
 # ---------------------------------------------------------------------------------------------- reading

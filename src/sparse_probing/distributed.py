@@ -377,7 +377,8 @@ def _write_atomically(path: Path, write: Callable[[Any], None]) -> None:
     """Write ``path`` through a uniquely named temporary sibling, fsync it, then rename it into place."""
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
-        with open(tmp, "wb") as fh:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())

@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from sparse_probing.paths import MODELS_DIR, file_sha256_cached, model_cache_dir
+from sparse_probing.paths import MODELS_DIR, REPO_ROOT, file_sha256_cached, model_cache_dir
 
 __all__ = [
     "OFFLINE_MODELS",
@@ -101,12 +101,32 @@ class LoadedModel:
             "name": self.spec.name,
             "dtype": self.spec.dtype,
             "revision": self.spec.revision,
-            "source": self.source,
+            "source": portable_source(self.source),
             "weights_digest": self.weights_digest,
             "architecture": str(getattr(self.bridge.cfg, "architecture", "")),
             "n_layers": self.n_layers,
             "d_mlp": self.d_mlp,
         }
+
+
+def portable_source(source: str) -> str:
+    """Where weights came from, without this machine's paths: ``<package>/<file>`` for a file of an installed
+    package, the path inside the repository for a model trained here, ``model cache/<name>`` for an assembled file,
+    the hub id for a hub model, and the bare name for any other local path."""
+    path = Path(source)
+    if not path.is_absolute():
+        return source  # a hub id or an already relative name
+    parts = path.parts
+    for marker in ("site-packages", "dist-packages"):
+        if marker in parts:
+            return "/".join(parts[parts.index(marker) + 1 :])
+    for root, label in ((REPO_ROOT, None), (model_cache_dir(), "model cache")):
+        try:
+            rel = path.resolve().relative_to(Path(root).resolve())
+        except ValueError:
+            continue
+        return str(rel) if label is None else f"{label}/{rel}"
+    return path.name
 
 
 # ---------------------------------------------------------------------------------------------- helpers

@@ -39,9 +39,11 @@ __all__ = [
     "file_sha256",
     "file_sha256_cached",
     "inside",
+    "links_inside",
     "model_cache_dir",
     "published_results_dir",
     "scratch_results_dir",
+    "write_file",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -145,3 +147,28 @@ def inside(root: str | Path, *parts: str) -> Path:
     if resolved != resolved_root and resolved_root not in resolved.parents:
         raise UnsafePathError(f"{'/'.join(parts)!r} leads outside {root_path}: use a plain name inside it")
     return path
+
+
+def write_file(path: str | Path, data: str | bytes) -> None:
+    """Write ``data`` to ``path`` through a fresh file that never follows a link: a link (or file) already at the
+    temporary name is removed first, the file is created exclusively without following links, and it is renamed
+    over ``path`` (a rename replaces a link at ``path``, never the file it points to)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data.encode() if isinstance(data, str) else data)
+    os.replace(tmp, path)
+
+
+def links_inside(directory: str | Path) -> list[Path]:
+    """Every symbolic link in ``directory`` and below (links are not followed)."""
+    out = []
+    for dirpath, dirnames, filenames in os.walk(directory, followlinks=False):
+        for name in dirnames + filenames:
+            p = Path(dirpath) / name
+            if p.is_symlink():
+                out.append(p)
+    return out

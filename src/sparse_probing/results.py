@@ -21,7 +21,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sparse_probing.paths import REPO_ROOT, RESULTS_ENV, check_name, inside, published_results_dir, scratch_results_dir
+from sparse_probing.paths import (
+    REPO_ROOT,
+    RESULTS_ENV,
+    check_name,
+    inside,
+    published_results_dir,
+    scratch_results_dir,
+    write_file,
+)
 
 RESULTS_DIR = published_results_dir()
 """The published results of the book (``book/results``), written only by the book build."""
@@ -80,9 +88,9 @@ def _jsonable(obj: Any) -> Any:
     if isinstance(obj, list | tuple):
         return [_jsonable(v) for v in obj]
     if isinstance(obj, np.generic):
-        return obj.item()
+        return _jsonable(obj.item())
     if isinstance(obj, np.ndarray):
-        return obj.tolist()
+        return _jsonable(obj.tolist())
     if isinstance(obj, float) and not np.isfinite(obj):
         return None
     return obj
@@ -107,14 +115,12 @@ def save_results(
         "name": name,
         "spec": _jsonable(spec),
         "metrics": _jsonable(metrics),
-        "runtime_s": runtime_s,
+        "runtime_s": _jsonable(runtime_s),
         "written": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         **environment(),
     }
     path = inside(directory, f"{name}.json")
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(record, indent=1, sort_keys=True, allow_nan=False) + "\n")
-    tmp.replace(path)
+    write_file(path, json.dumps(record, indent=1, sort_keys=True, allow_nan=False) + "\n")
     return path
 
 

