@@ -609,9 +609,10 @@ def _read_entry(path: Path, key: str, spec: ActivationSpec, verify: bool) -> Cac
     except (ValueError, UnicodeDecodeError):
         raise _Corrupt("meta.json is not valid JSON") from None
     _expect(isinstance(meta, dict), f"meta.json holds {type(meta).__name__}, not an object")
-    legacy = "meta_sha256" not in meta and "examples_sha256" not in meta  # written before meta had checksums
-    if not legacy:
-        _expect(meta.get("meta_sha256") == _meta_digest(meta), "meta.json does not match its own sha256")
+    # without its own checksum and that of examples.json, nothing shows whether examples.json (the labels) or meta.json
+    # was edited: such an entry (an older version's, or one whose checksums were stripped) is computed again
+    _expect("meta_sha256" in meta and "examples_sha256" in meta, "meta.json has no checksum of itself or examples.json")
+    _expect(meta.get("meta_sha256") == _meta_digest(meta), "meta.json does not match its own sha256")
     types = {"key": str, "layers": list, "hooks": dict, "n_examples": int, "d_mlp": int, "sha256": dict,
              "features": list, "dataset": dict, "spec": dict, "model": dict, "reduce": str}  # fmt: skip
     for name, kind in types.items():
@@ -633,9 +634,11 @@ def _read_entry(path: Path, key: str, spec: ActivationSpec, verify: bool) -> Cac
 
     examples_path = path / "examples.json"
     _expect(examples_path.is_file(), "examples.json is missing")
-    digest = meta.get("examples_sha256")
-    if verify and digest is not None:
-        _expect(file_sha256_cached(examples_path) == digest, "examples.json does not match its sha256 in meta.json")
+    if verify:
+        _expect(
+            file_sha256_cached(examples_path) == meta["examples_sha256"],
+            "examples.json does not match its sha256 in meta.json",
+        )
     try:
         examples = pd.read_json(examples_path, orient="split", dtype=False)
     except Exception as err:  # an unreadable file of any shape is a finding, not a crash
@@ -657,10 +660,6 @@ def _read_entry(path: Path, key: str, spec: ActivationSpec, verify: bool) -> Cac
         _expect(size == header + n * d * 2, f"{f.name} has {size} bytes, expected {header + n * d * 2} (truncated?)")
         if verify:
             _expect(file_sha256_cached(f) == digest, f"{f.name} does not match its sha256 in meta.json")
-    if legacy and verify:  # every array verified: record the checksums that older entries lack
-        meta = {**meta, "examples_sha256": file_sha256(examples_path)}
-        _write_meta(path, meta)
-        meta = json.loads(meta_path.read_text())
     return CachedActivations(path=path, meta=meta, examples=examples)
 
 

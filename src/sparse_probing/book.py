@@ -156,6 +156,9 @@ def run_chapter(
             progress_bar=publish or sys.stderr.isatty(),  # the book build always shows which cell it is in
             shutdown_kernel="immediate",
         )
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a failed run leaves nothing behind; the published notebook is untouched
+        raise
     finally:
         for name, value in previous.items():
             if value is None:

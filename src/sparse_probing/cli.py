@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from typing import NoReturn
 
 import pandas as pd
 
@@ -170,8 +171,11 @@ def _cmd_book(args: argparse.Namespace) -> int:
     )
 
     scheduler = _check_scheduler(args.scheduler)
+    only = [_resolve_chapter(name) for name in args.only]  # checked even with --skip-run
+    if args.skip_run and only:
+        raise ValueError("--only re-runs chapters and --skip-run runs none: give one of them")
     if not args.skip_run:
-        chapters = [_resolve_chapter(name) for name in args.only] if args.only else chapter_names()
+        chapters = only or chapter_names()
         for i, chapter in enumerate(chapters, 1):
             start = time.perf_counter()
             print(f"[{i}/{len(chapters)}] {chapter} ({args.variant}) ...", flush=True)
@@ -187,8 +191,15 @@ def _cmd_book(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the package's one-line errors (exit code 2) instead of a usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (`{self.prog} --help` shows the usage)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sparse-probing", description=__doc__.split("\n\n")[0])
+    parser = _Parser(prog="sparse-probing", description=__doc__.split("\n\n")[0])
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("models", help="list the models that load offline").set_defaults(func=_cmd_models)
@@ -197,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_datasets)
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--variant", default="smoke", help="dataset size variant: smoke or default")
+        p.add_argument("--variant", default="default", help="dataset size variant: smoke or default (the default)")
         p.add_argument("--layers", type=_parse_layers, default=None, help="e.g. 3,15 or all")
         p.add_argument("--max-length", type=_positive_int, default=128, help="context length in tokens")
 
@@ -244,6 +255,11 @@ def _one_line(err: BaseException) -> str:
     return first
 
 
+USAGE_ERROR_NAMES = frozenset({"ValueError", "KeyError", "FileNotFoundError", "ModelNotAvailableError", "ConfigError",
+                               "DatasetError", "ChapterError", "SplitError", "ProbeInputError", "UnsafePathError"})  # fmt: skip
+"""Exception names that mean a chapter's input was wrong (exit code 2) when raised inside its notebook."""
+
+
 def _usage_errors() -> tuple[type[BaseException], ...]:
     """Exceptions that mean the input was wrong (exit code 2), as opposed to a failure while running (1)."""
     from sparse_probing.models import ModelNotAvailableError
@@ -267,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         if type(err).__name__ == "PapermillExecutionError":  # a chapter failed inside its notebook
             message = f"the chapter failed in cell {err.exec_count}: {err.ename}: {_one_line(err.evalue)}"
-            code = 1
+            code = 2 if err.ename in USAGE_ERROR_NAMES else 1
         else:
             message, code = _one_line(err), 2 if isinstance(err, _usage_errors()) else 1
             if code == 1:

@@ -42,7 +42,6 @@ to cache one entry from the command line.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import contextvars
 import functools
@@ -496,32 +495,45 @@ def cache_sharded(
 
 # ---------------------------------------------------------------------------------------------- CLI
 def main(argv: list[str] | None = None) -> int:
-    """``python -m sparse_probing.distributed cache ...``: cache one entry on a scheduler."""
-    parser = argparse.ArgumentParser(prog="python -m sparse_probing.distributed", description=__doc__.split("\n")[0])
+    """``python -m sparse_probing.distributed cache ...``: cache one entry on a scheduler. Errors are one line on
+    stderr (exit 2: bad input, 1: failure), as for ``sparse-probing``; ``--debug`` shows the traceback."""
+    from .cli import _one_line, _Parser, _usage_errors
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    parser = _Parser(prog="python -m sparse_probing.distributed", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("cache", help="compute one activation cache entry as shards on a Dask scheduler")
     p.add_argument("--scheduler", default=None, help="none, local, local:N, a Dask address or a scheduler file")
     p.add_argument("--model", required=True)
     p.add_argument("--dataset", required=True)
-    p.add_argument("--variant", default="smoke")
+    p.add_argument("--variant", default="default")
     p.add_argument("--layers", default=None, help="comma-separated layer indices (default: all)")
     p.add_argument("--reduce", choices=["mean", "max", "last"], default=None)
     p.add_argument("--max-length", type=int, default=128)
     p.add_argument("--n-documents", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--n-shards", type=int, default=None)
-    args = parser.parse_args(argv)
+    args = parser.parse_args([a for a in argv if a != "--debug"])
     try:
         layers = None if args.layers in (None, "all") else tuple(int(x) for x in args.layers.split(","))
     except ValueError:
         parser.error(f"--layers must be comma-separated integers or 'all', got {args.layers!r}")
-    spec = ActivationSpec(
-        model=args.model, dataset=args.dataset, variant=args.variant, layers=layers, reduce=args.reduce,
-        max_length=args.max_length, n_documents=args.n_documents, batch_size=args.batch_size,
-    )  # fmt: skip
     start = time.perf_counter()
-    with scheduler(args.scheduler):
-        acts = cache_sharded(spec, n_shards=args.n_shards)
+    try:
+        spec = ActivationSpec(
+            model=args.model, dataset=args.dataset, variant=args.variant, layers=layers, reduce=args.reduce,
+            max_length=args.max_length, n_documents=args.n_documents, batch_size=args.batch_size,
+        )  # fmt: skip
+        with scheduler(args.scheduler):
+            acts = cache_sharded(spec, n_shards=args.n_shards)
+    except Exception as err:
+        if debug:
+            raise
+        code = 2 if isinstance(err, _usage_errors()) else 1
+        message = _one_line(err) if code == 2 else f"{type(err).__name__}: {_one_line(err)}"
+        print(f"{parser.prog}: error: {message} (--debug shows the traceback)", file=sys.stderr)
+        return code
     print(f"{acts}\n  at {acts.path}\n  ({time.perf_counter() - start:.1f} s)")
     return 0
 

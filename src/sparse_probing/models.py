@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from sparse_probing.paths import MODELS_DIR, REPO_ROOT, file_sha256_cached, model_cache_dir
+from sparse_probing.paths import MODELS_DIR, REPO_ROOT, file_sha256_cached, model_cache_dir, torch_threads
 
 __all__ = [
     "OFFLINE_MODELS",
@@ -536,10 +536,16 @@ def check_layers(model: str | ModelSpec, layers: tuple[int, ...] | list[int] | N
 def load_model(model: str | ModelSpec, **spec_kwargs: Any) -> LoadedModel:
     """Load a model by registered name, local directory or hub name, as a TransformerBridge.
 
+    ``SPARSE_PROBING_THREADS`` (if set) fixes torch's thread count first; otherwise torch follows
+    ``OMP_NUM_THREADS``.
+
     >>> m = load_model("smollm2-135m")          # doctest: +SKIP
     >>> m.bridge.run_with_cache(tokens, names_filter="blocks.15.mlp.hook_post")  # doctest: +SKIP
     """
     spec = model if isinstance(model, ModelSpec) else ModelSpec(name=model, **spec_kwargs)
+    threads = torch_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
     kind, target = _resolve(spec)
     if kind == "offline":
         return target.loader(spec)

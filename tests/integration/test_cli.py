@@ -95,3 +95,49 @@ def test_run_chapter_puts_the_scheduler_in_the_kernel_environment(tmp_path, monk
     assert seen["scheduler"] == "none" and os.environ[SCHEDULER_ENV] == "none"  # None leaves it as it is
     with pytest.raises(ChapterError, match="not understood"):
         run_chapter("01_methods", "smoke", output_dir=tmp_path, scheduler="bogus://x")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["cache", "--model", "tiny-neox"],  # a required argument missing
+        ["cache", "--model", "tiny-neox", "--dataset", "natural_language", "--reduce", "median"],  # a bad choice
+        ["nosuch"],  # an unknown command
+        ["chapter"],
+        ["book", "--bogus"],
+    ],
+)
+def test_argparse_errors_are_one_line(capsys, argv):
+    """Before: argparse printed its usage block (2-7 lines) above the message."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "error:" in lines[0] and "--help" in lines[0], lines
+
+
+def test_book_only_names_an_existing_chapter(capsys):
+    """Before: `book --skip-run --only nosuch` was ignored with exit 0."""
+    assert main(["book", "--skip-run", "--only", "nosuch"]) == 2
+    assert "unknown chapter 'nosuch'" in capsys.readouterr().err
+    assert main(["book", "--skip-run", "--only", "01_methods"]) == 2
+    assert "--skip-run runs none" in capsys.readouterr().err
+
+
+def test_distributed_cache_errors_are_one_line(capsys):
+    from sparse_probing.distributed import main as distributed_main
+
+    assert distributed_main(["cache", "--model", "no-such-model", "--dataset", "natural_language"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "sparse-probing models" in err and "Traceback" not in err
+
+
+def test_a_chapter_on_a_bad_user_dataset_exits_2_and_leaves_nothing(tmp_path, capsys):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("text,label\nonly one row,1\n")
+    out = tmp_path / "runs"
+    code = main(["chapter", "01_methods", "--variant", "smoke", "-p", f"families={bad}", "--output-dir", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert len(err.strip().splitlines()) == 1 and "the chapter failed in cell" in err
+    assert not list(out.glob(".*.running.ipynb"))

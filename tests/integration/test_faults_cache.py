@@ -143,16 +143,19 @@ def test_valid_json_with_wrong_content_is_recomputed(tiny_model, reference, tmp_
     assert not (tmp_path.parent / "elsewhere.npy").exists()
 
 
-def test_entry_without_checksums_from_an_older_version_is_upgraded(tiny_model, reference, tmp_path):
+@pytest.mark.parametrize("strip", [("meta_sha256", "examples_sha256"), ("examples_sha256",), ("meta_sha256",)])
+def test_entry_without_its_checksums_is_computed_again(tiny_model, reference, tmp_path, strip):
+    """Before: a meta.json without its two checksum keys let an edited examples.json load, and its checksum was
+    then recorded as genuine."""
     entry = _copy(reference, tmp_path)
     meta = json.loads((entry / "meta.json").read_text())
-    legacy = {k: v for k, v in meta.items() if k not in ("meta_sha256", "examples_sha256")}
-    (entry / "meta.json").write_text(json.dumps(legacy))
-    acts, repairs = _reload(tiny_model, tmp_path, expect_warning=False)
-    assert not repairs
+    (entry / "meta.json").write_text(json.dumps({k: v for k, v in meta.items() if k not in strip}))
+    examples = json.loads((entry / "examples.json").read_text())
+    examples["data"][0][examples["columns"].index("parity")] = "edited"
+    (entry / "examples.json").write_text(json.dumps(examples))
+    acts, repairs = _reload(tiny_model, tmp_path, expect_warning=True)
+    assert any("checksum" in str(w.message) for w in repairs)
     _assert_equal_to_reference(acts, reference)
-    upgraded = json.loads((entry / "meta.json").read_text())
-    assert upgraded["examples_sha256"] == meta["examples_sha256"] and upgraded["meta_sha256"]
 
 
 def test_files_in_place_of_directories_are_replaced(tiny_model, reference, tmp_path):

@@ -106,3 +106,20 @@ def test_published_identity_holds_no_machine_path(tiny_model):
     assert portable_source("/home/someone/models/my-model") == "my-model"
     assert portable_source("EleutherAI/pythia-70m") == "EleutherAI/pythia-70m"
     assert not tiny_model.identity["source"].startswith("/")
+
+
+def test_thread_setting_is_honoured(monkeypatch):
+    import torch
+
+    from sparse_probing.models import load_model
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setenv("SPARSE_PROBING_THREADS", "1")
+        load_model("tiny-neox")
+        assert torch.get_num_threads() == 1
+        monkeypatch.setenv("SPARSE_PROBING_THREADS", "two")
+        with pytest.raises(ValueError, match="SPARSE_PROBING_THREADS must be a positive number"):
+            load_model("tiny-neox")
+    finally:
+        torch.set_num_threads(before)

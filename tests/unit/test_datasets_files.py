@@ -103,3 +103,11 @@ def test_listing_marks_a_damaged_file_and_goes_on(tmp_path, monkeypatch, capsys)
     assert main(["datasets", "--variant", "smoke"]) == 0
     printed = capsys.readouterr().out
     assert "paper_compound_words" in printed and "damaged" in printed
+
+
+def test_another_familys_file_under_a_familys_name_is_refused(tmp_path):
+    from sparse_probing.datasets import dataset_path, load_dataset
+
+    shutil.copy(dataset_path("position", "smoke"), dataset_path("syntax", "smoke", tmp_path))
+    with pytest.raises(DatasetError, match=r"holds dataset position-smoke, not syntax-smoke"):
+        load_dataset("syntax", "smoke", root=tmp_path)

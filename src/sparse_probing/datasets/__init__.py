@@ -141,6 +141,11 @@ def load_dataset(name: str, variant: str = "default", root: str | Path | None = 
             f"(python -m sparse_probing.datasets.build --family {name} --variant {variant})."
         )
     ds = ProbingDataset.load(path)
+    if ds.name != name or ds.variant != variant:
+        raise DatasetError(
+            f"{path} holds dataset {ds.name}-{ds.variant}, not {name}-{variant}: the file was replaced by another "
+            "family's; rebuild it with `make data`"
+        )
     if ds.version != FAMILIES[name].version:
         raise DatasetError(
             f"{path} has version {ds.version} but the builder is at version {FAMILIES[name].version}; "
