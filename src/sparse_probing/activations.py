@@ -34,7 +34,7 @@ import re
 import shutil
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from importlib.metadata import version
 from pathlib import Path
@@ -151,9 +151,18 @@ class ActivationSpec:
         return f"blocks.{layer}.{self.site}"
 
     def content_fields(self) -> dict[str, Any]:
-        d = asdict(self)
-        d.pop("batch_size")
-        return d
+        """The fields that change an entry's content (see :func:`_content_fields`)."""
+        return _content_fields(asdict(self))
+
+
+def _content_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Spec fields without ``batch_size``; a dataset file is named by its file name only and has no variant: its
+    content digest (in the dataset key) identifies it, so ``mine.csv`` and its absolute path share one entry."""
+    d = {k: v for k, v in fields.items() if k != "batch_size"}
+    if is_dataset_file(str(d.get("dataset", ""))):
+        d["dataset"] = Path(d["dataset"]).name
+        d["variant"] = "file"
+    return d
 
 
 def site_width(model: LoadedModel, site: str) -> int:
@@ -221,9 +230,10 @@ def _tokenizer_digest(tokenizer: Any) -> str:
 
 def cache_key(spec: ActivationSpec, dataset: ProbingDataset, model_digest: str) -> str:
     """Hash of everything that changes an entry's content."""
+    fields = spec.content_fields()
     payload = {
         "format": CACHE_FORMAT,
-        "spec": spec.content_fields(),
+        "spec": fields,
         "dataset": dataset.key,
         "model_digest": model_digest,
         "versions": dict(_versions()),
@@ -233,7 +243,7 @@ def cache_key(spec: ActivationSpec, dataset: ProbingDataset, model_digest: str) 
         # d_mlp columns: a new key keeps them from being read
         payload["site_width"] = "d_model"
     blob = json.dumps(payload, sort_keys=True).encode()
-    slug = re.sub(r"[^A-Za-z0-9_.=+-]+", "_", f"{spec.model}-{spec.dataset}-{spec.variant}")
+    slug = re.sub(r"[^A-Za-z0-9_.=+-]+", "_", f"{spec.model}-{fields['dataset']}-{fields['variant']}")
     slug = re.sub(r"\.{2,}", "_", slug).strip("._-")[:80]  # one plain path component, whatever the names hold
     return f"{slug}-{hashlib.sha256(blob).hexdigest()[:16]}"
 
@@ -618,8 +628,7 @@ def _read_entry(path: Path, key: str, spec: ActivationSpec, verify: bool) -> Cac
     for name, kind in types.items():
         _expect(isinstance(meta.get(name), kind), f"meta.json has no valid {name!r}")
     _expect(meta["key"] == key, f"meta.json belongs to key {meta['key']!r}")
-    spec_fields = {k: v for k, v in meta["spec"].items() if k != "batch_size"}
-    _expect(spec_fields == _jsonish(spec.content_fields()), "meta.json describes another spec")
+    _expect(_content_fields(meta["spec"]) == _jsonish(spec.content_fields()), "meta.json describes another spec")
     layers = meta["layers"]
     _expect(layers and all(_is_int(x) and x >= 0 for x in layers), "meta.json has invalid layers")
     if spec.layers is not None:

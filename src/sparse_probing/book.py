@@ -82,6 +82,21 @@ def source_digest(chapter: str) -> str:
     return hashlib.sha256(json.dumps(cells, sort_keys=True).encode()).hexdigest()
 
 
+def _files_from_here(value: Any) -> Any:
+    """A parameter value with every relative dataset file that exists in the working directory made absolute: the
+    chapter's kernel runs in the repository, but ``-p families=mine.csv`` means the caller's ``mine.csv``."""
+    from .datasets import is_dataset_file
+
+    if isinstance(value, str) and is_dataset_file(value) and not Path(value).expanduser().is_absolute():
+        here = Path.cwd() / value
+        return str(here.resolve()) if here.exists() else value
+    if isinstance(value, list):
+        return [_files_from_here(v) for v in value]
+    if isinstance(value, dict):
+        return {_files_from_here(k): v for k, v in value.items()}
+    return value
+
+
 def run_chapter(
     chapter: str,
     variant: str = "default",
@@ -137,7 +152,7 @@ def run_chapter(
     for name in list(params) + list(overrides or {}):
         if name not in known:
             raise ChapterError(f"{chapter} has no parameter {name!r}; its parameters: {', '.join(known)}")
-    params.update(overrides or {})
+    params.update({name: _files_from_here(value) for name, value in (overrides or {}).items()})
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / f"{chapter}.ipynb"
     tmp = out_dir / f".{chapter}.running.ipynb"

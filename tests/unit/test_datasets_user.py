@@ -34,7 +34,7 @@ def test_csv_document_level(tmp_path):
     rows += f'"{SENTENCES[0][0]}",animal\n'  # an exact repeat is kept once
     path = write(tmp_path / "topics.csv", rows)
     ds = load_dataset(str(path))
-    assert ds.name == str(path) and ds.level == "document" and ds.feature_names == ["label"]
+    assert ds.name == path.name and ds.level == "document" and ds.feature_names == ["label"]
     assert [d.labels["label"] for d in ds.documents] == ["animal", "animal", "finance", "finance"]
     assert ds.default_reduce == "mean" and ds.features[0].task == "classification"
     assert len({d.group for d in ds.documents}) == 4  # default group: the text
@@ -66,7 +66,7 @@ def test_jsonl_regression_and_utf8(tmp_path):
     rows = [{"text": f"Ünïcode zahl {i} 東京", "label": i * 0.5, "extra": "ignored"} for i in range(5)]
     path = write(tmp_path / "numbers.jsonl", "\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n")
     ds = load_dataset(str(path), "smoke")
-    assert ds.features[0].task == "regression" and ds.variant == "smoke"
+    assert ds.features[0].task == "regression" and ds.variant == "file"  # the variant changes nothing in a file
     assert [d.labels["label"] for d in ds.documents] == [0.0, 0.5, 1.0, 1.5, 2.0]
 
 
@@ -75,7 +75,7 @@ def test_digest_follows_the_content(tmp_path):
     key1 = load_dataset(str(path)).key
     write(path, "text,label\na,x\nb,x\nc,y\n")
     key2 = load_dataset(str(path)).key
-    assert key1 != key2 and key1.startswith(str(path))
+    assert key1 != key2 and key1.startswith(path.name)
 
 
 ERRORS = [
@@ -130,13 +130,32 @@ def test_user_file_through_the_cache_and_the_study_helpers(tmp_path, tiny_model,
     monkeypatch.chdir(tmp_path)
     spec = ActivationSpec(model="tiny-neox", dataset="sub/mine.csv", variant="smoke", max_length=32)
     acts = load_or_compute(spec, model=tiny_model)
-    assert acts.dataset_key.startswith("sub/mine.csv-smoke-v1-")
+    assert acts.dataset_key.startswith("mine.csv-file-v1-")
     assert len(acts.examples) == 40
     again = study.cache_for(tiny_model, "sub/mine.csv", "smoke", max_length=32)
     assert again.path == acts.path  # the same file gives the same entry
+    absolute = study.cache_for(tiny_model, str(path.resolve()), "default", max_length=32)
+    assert absolute.path == acts.path  # ... whatever path reaches it and whatever variant is asked
     assert len(study.dataset_of(acts).documents) == 40
     tasks = study.binary_tasks(acts.examples)
     assert set(tasks) == {"label=greek", "label=latin"} and np.nansum(tasks["label=greek"]) == 20
     write(path, "\n".join(rows[:-1]) + "\n")  # edit the file: a new cache entry
     changed = load_or_compute(spec, model=tiny_model)
     assert changed.path != acts.path and len(changed.examples) == 39
+
+
+def test_what_users_expect_of_their_own_file(tmp_path):
+    """Before: a 200 KiB text in a CSV was refused as malformed, 0.0/1.0 labels became a regression target, and a
+    directory or a link loop was reported as missing."""
+    long_text = "word " * 50_000
+    path = write(tmp_path / "long.csv", f'text,label\n"{long_text}",1.0\n"short text",0.0\n')
+    ds = load_user_dataset(path)
+    assert ds.features[0].task == "classification" and len(ds.documents[0].text) > 200_000
+    assert sorted(d.labels["label"] for d in ds.documents) == [0, 1]
+    (tmp_path / "folder.csv").mkdir()
+    with pytest.raises(DatasetError, match="is a directory"):
+        load_user_dataset(tmp_path / "folder.csv")
+    loop = tmp_path / "loop.csv"
+    loop.symlink_to(loop)
+    with pytest.raises(DatasetError, match="leads nowhere"):
+        load_user_dataset(loop)

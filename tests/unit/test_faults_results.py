@@ -101,3 +101,15 @@ def test_numpy_nan_and_inf_are_stored_as_null(tmp_path):
     assert record["metrics"] == {"scalar": None, "inf": None, "array": [1.0, None, None],
                                  "table": [{"x": None}, {"x": 2.0}]}  # fmt: skip
     assert record["runtime_s"] is None
+
+
+def test_chapter_parameters_name_files_from_the_callers_directory(tmp_path, monkeypatch):
+    from sparse_probing.book import _files_from_here
+
+    (tmp_path / "mine.csv").write_text("text,label\n")
+    monkeypatch.chdir(tmp_path)
+    mine = str((tmp_path / "mine.csv").resolve())
+    assert _files_from_here("mine.csv") == mine
+    assert _files_from_here(["mine.csv", "paper_code"]) == [mine, "paper_code"]
+    assert _files_from_here({"mine.csv": 10}) == {mine: 10}
+    assert _files_from_here("elsewhere.csv") == "elsewhere.csv"  # not here: resolved later (repository, then error)

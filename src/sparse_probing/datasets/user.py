@@ -3,10 +3,10 @@
 Columns (CSV/TSV header, or JSON keys on every line):
 
 ``text`` (required)
-    The document. Non-empty.
+    The document. Non-empty; any length (a CSV field may be longer than Python's default 128 KiB).
 ``label`` (required)
-    The property to probe: class names (any strings), integers (e.g. 0/1) or numbers with a fractional part
-    (probed by regression). At most :data:`MAX_CLASSES` classes and at least two.
+    The property to probe: class names (any strings), integers (e.g. 0/1, also written 0.0/1.0) or numbers with a
+    fractional part (probed by regression). At most :data:`MAX_CLASSES` classes and at least two.
 ``start``, ``end`` (optional, together)
     A character range ``text[start:end]`` that carries the label (a word, a name); without them the label belongs to
     the whole document. Several rows with the same text and different spans become one document with several spans.
@@ -15,8 +15,9 @@ Columns (CSV/TSV header, or JSON keys on every line):
     so repeated texts stay together.
 
 Other columns are ignored. Rows that repeat a (text, span, label) are kept once; a repeated (text, span) with another
-label is an error. The dataset's name is the path as given; its content digest (which covers the file's sha256)
-enters every activation cache key, so an edited file is never read from a stale cache.
+label is an error. The dataset is named by its file name; its content digest (which covers the file's sha256) enters
+every activation cache key, so an edited file is never read from a stale cache, and the same file reached by two
+paths shares one cache entry.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def is_user_file(name: str) -> bool:
 def resolve(name: str | Path) -> Path:
     """The file a name refers to: as given (relative to the working directory), else relative to the repository."""
     path = Path(name).expanduser()
-    if path.exists() or path.is_absolute():
+    if path.exists() or path.is_symlink() or path.is_absolute():
         return path
     repo = data_dir().parent / path
     return repo if repo.exists() else path
@@ -74,6 +75,7 @@ def _rows(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any]]]:
             yield i, obj
         return
     delimiter = "\t" if path.name.lower().endswith(".tsv") else ","
+    csv.field_size_limit(max(csv.field_size_limit(), len(text) + 1))  # a long document is one field, not an error
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
         header = next(reader)
@@ -130,11 +132,18 @@ def _number(value: Any) -> float | None:
 def load_user_dataset(name: str | Path, variant: str = "default") -> ProbingDataset:
     """Read a user's CSV/TSV/JSONL file (see the module docstring) into a :class:`ProbingDataset`.
 
-    The dataset is named ``str(name)`` (as given), has one feature ``label`` and level ``span`` when the file has
-    ``start``/``end`` columns, else ``document``. Every problem raises one :class:`DatasetError` naming the file,
-    the line and what to do. ``variant`` is recorded but does not change the content.
+    The dataset is named by the file's name (its content digest is part of its key), has one feature ``label`` and
+    level ``span`` when the file has ``start``/``end`` columns, else ``document``. Every problem raises one
+    :class:`DatasetError` naming the file, the line and what to do. ``variant`` does not change the content: the
+    dataset's variant is ``file`` whatever is asked.
     """
     path = resolve(name)
+    if path.is_dir():
+        raise DatasetError(f"dataset file {path} is a directory; give the path of a {'/'.join(SUFFIXES)} file in it")
+    if path.is_symlink() and not path.exists():
+        raise DatasetError(
+            f"dataset file {path} is a link that leads nowhere (broken, or a loop of links); fix the link"
+        )
     if not path.is_file():
         raise DatasetError(
             f"dataset file {path} does not exist (looked relative to the working directory and the repository); "
@@ -229,9 +238,9 @@ def load_user_dataset(name: str | Path, variant: str = "default") -> ProbingData
                 Document(f"line{d['line']}", d["group"], doc_text, labels={"label": d["label"]}, meta=meta)
             )
     return ProbingDataset(
-        name=str(name),
+        name=path.name,
         version=VERSION,
-        variant=variant,
+        variant="file",
         level="span" if has_span else "document",
         features=(Feature("label", task, f"the label column of {path.name}"),),
         documents=tuple(documents),
@@ -249,7 +258,9 @@ def _convert_labels(path: Path, records: list[tuple[int, str, str, Any, Any]]) -
         task = "classification"
     else:
         numbers = [_number(v) for v in values]
-        if all(x is not None for x in numbers):
+        if all(x is not None and float(x).is_integer() for x in numbers):  # 0.0 / 1.0: classes written as floats
+            converted, task = [int(x) for x in numbers], "classification"
+        elif all(x is not None for x in numbers):
             converted, task = numbers, "regression"
         else:
             converted, task = [str(v).strip() for v in values], "classification"
