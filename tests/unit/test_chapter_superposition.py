@@ -138,7 +138,9 @@ def _weights(early_bias: float, later_bias: float, early_norm: float = 2.0, n: i
 def test_fingerprint_claim_follows_the_data_and_needs_biases():
     claim = fingerprint_claim(_weights(-1.0, 0.5), (0, 1), n_boot=300)
     assert claim.estimate > 0.5 and claim.ci_low > 0
-    assert [p.claim for p in claim.parts] == ["more negative biases early", "larger input norms early"]
+    assert [p.claim for p in claim.parts] == ["more negative biases early", "larger input norms early",
+                                              "strongly negative ||W_in|| b_in early (the paper's statistic)"]  # fmt: skip
+    assert claim.parts[2].estimate == pytest.approx(2.0, abs=0.3)  # -median(norm 2 x bias -1)
     assert claim.min_test_positives == 400 and all(p.mde is not None for p in claim.parts)
     assert verdict(claim) == "reproduced"
 

@@ -138,14 +138,20 @@ def has_input_bias(stats: pd.DataFrame) -> bool:
 
 
 def fingerprint_table(stats: pd.DataFrame) -> pd.DataFrame:
-    """Per layer: ``median_norm``, ``median_bias``, ``share_negative_bias``, ``spearman_norm_bias`` (bias columns
-    NaN where the MLP has no input bias), and ``median_gate_norm`` for gated MLPs."""
+    """Per layer: the 20th, 50th and 80th percentiles of ``||W_in|| b_in`` over neurons (the paper's statistic,
+    ``{p20,median,p80}_biasxnorm``), ``median_norm``, ``median_bias``, ``share_negative_bias``,
+    ``spearman_norm_bias`` (bias columns NaN where the MLP has no input bias), and ``median_gate_norm`` for gated
+    MLPs."""
 
     def per_layer(g: pd.DataFrame) -> pd.Series:
         b = g["b_in"]
         has_b = b.notna().all() and b.nunique() > 1
         rho = spearmanr(g["w_in_norm"], b).statistic if has_b else np.nan
+        bxn = g["w_in_norm"] * b
         return pd.Series({
+            "median_biasxnorm": bxn.median() if b.notna().any() else np.nan,
+            "p20_biasxnorm": bxn.quantile(0.2) if b.notna().any() else np.nan,
+            "p80_biasxnorm": bxn.quantile(0.8) if b.notna().any() else np.nan,
             "median_norm": g["w_in_norm"].median(),
             "median_bias": b.median() if b.notna().any() else np.nan,
             "share_negative_bias": float((b < 0).mean()) if b.notna().any() else np.nan,

@@ -86,6 +86,20 @@ MIN_FINGERPRINT_SOURCE = (
     "10% in median input norm, would not set early layers apart"
 )
 ESTIMATOR = "one grouped 70/15/15 split, k and layer chosen on validation; paired bootstrap over bigrams"
+PAPER_BIASXNORM_LAYER1 = {
+    "pythia-70m": (-0.634, -0.357, -0.167),
+    "pythia-160m": (-0.538, -0.414, -0.281),
+    "pythia-410m": (-0.276, -0.209, -0.140),
+    "pythia-1b": (-0.861, -0.688, -0.417),
+    "pythia-1.4b": (-0.527, -0.440, -0.306),
+    "pythia-2.8b": (-0.744, -0.596, -0.316),
+    "pythia-6.9b": (-1.659, -1.397, -1.101),
+}
+"""The paper's layer-1 neurons at the 20th, 50th and 80th percentile of ``||W_in|| b_in`` per Pythia size, as
+released in its repository (``interpretable_neurons/<model>/biasxnorm_p20_50_80.csv``)."""
+MIN_BIASXNORM = 0.1
+"""Minimal effect of interest of ``-median(||W_in|| b_in)`` in the early layers: half the smallest layer-1 median
+the paper released (0.209, Pythia-410M)."""
 
 
 @dataclass(frozen=True)
@@ -546,6 +560,9 @@ def fingerprint_claim(
     n_layers = int(stats["layer"].nunique())
     bias = _early_rest_difference(stats["b_in"].to_numpy(float), early, "share_negative", n_boot=n_boot, seed=seed)
     norm = _early_rest_difference(stats["w_in_norm"].to_numpy(float), early, "median", n_boot=n_boot, seed=seed)
+    bxn_early = -(stats["w_in_norm"] * stats["b_in"]).to_numpy(float)[early]
+    bxn = bootstrap_statistic(np.median, bxn_early, n_boot=n_boot, random_state=seed)
+    bxn_est = (bxn["estimate"], min(bxn["low"], bxn["estimate"]), max(bxn["high"], bxn["estimate"]))
     common = {
         "chapter": CHAPTER,
         "paper": PAPER_FINGERPRINT,
@@ -573,6 +590,20 @@ def fingerprint_claim(
             ci_high=norm[2],
             mde=mde_from_interval(norm[1], norm[2]),
             **common,
+        ),
+        ClaimEvidence(
+            claim="strongly negative ||W_in|| b_in early (the paper's statistic)",
+            measure="minus the median of ||W_in|| b_in over the early layers' neurons",
+            estimate=bxn_est[0],
+            ci_low=bxn_est[1],
+            ci_high=bxn_est[2],
+            mde=mde_from_interval(bxn_est[1], bxn_est[2]),
+            **{
+                **common,
+                "minimal_effect": MIN_BIASXNORM,
+                "minimal_effect_source": "half the smallest layer-1 "
+                "median of ||W_in|| b_in the paper released (0.209, Pythia-410M; 0.357 in Pythia-70M)",
+            },
         ),
     )
     return ClaimEvidence(
@@ -1038,15 +1069,21 @@ def random_basis_table(result: SuperpositionResult) -> pd.DataFrame:
 
 
 def fingerprint_layer_table(result: SuperpositionResult) -> pd.DataFrame:
-    """Per layer of ``weights_model``: band, median norm, median bias, share of negative biases, Spearman(norm,
-    bias), as strings."""
+    """Per layer of ``weights_model``: band, relative depth, the percentiles of ``||W_in|| b_in`` (the paper's
+    statistic), median norm, median bias, share of negative biases, Spearman(norm, bias), as strings."""
     from ..analysis.weights import fingerprint_table
 
     t = fingerprint_table(result.weight_stats).reset_index()
+    n = max(1, result.weights_n_layers - 1)
     return pd.DataFrame(
         {
             "layer": t["layer"].astype(int),
             "band": ["early" if layer in result.weights_early else "later" for layer in t["layer"]],
+            "depth": [_fmt(layer / n) for layer in t["layer"]],
+            "||W_in|| b_in p20 / median / p80": [
+                f"{_fmt(a)} / {_fmt(b)} / {_fmt(c)}"
+                for a, b, c in zip(t["p20_biasxnorm"], t["median_biasxnorm"], t["p80_biasxnorm"], strict=True)
+            ],
             "median norm": [_fmt(v, 3) for v in t["median_norm"]],
             "median bias": [_fmt(v, 3) for v in t["median_bias"]],
             "negative biases": [_fmt(v) for v in t["share_negative_bias"]],
@@ -1056,6 +1093,13 @@ def fingerprint_layer_table(result: SuperpositionResult) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------------------------------------- figures
+def paper_biasxnorm_table() -> pd.DataFrame:
+    """The paper's released layer-1 ``||W_in|| b_in`` percentiles per Pythia size (:data:`PAPER_BIASXNORM_LAYER1`)."""
+    return pd.DataFrame(
+        [{"model": m, "layer": 1, "p20": a, "median": b, "p80": c} for m, (a, b, c) in PAPER_BIASXNORM_LAYER1.items()]
+    )
+
+
 def plot_k(result: SuperpositionResult) -> Any:
     """One panel per family: mean test score over bigrams against k in the early layers (solid) and the later layers
     (dotted) for the main probe, with the shuffled-label control and the random basis (early layers), and as
