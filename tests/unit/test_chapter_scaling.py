@@ -241,3 +241,20 @@ def test_change_table_lists_gained_and_lost_dedicated_neurons():
     assert "bigram_0" not in set(changes["gained"]["task"])
     assert len(changes["gained"]) >= 1
     assert sc.change_table(table, ["large"])["gained"].empty
+
+
+def test_an_undertrained_family_cannot_test_the_size_claims():
+    from sparse_probing.analysis.verdicts import verdict_box
+
+    minis = _models_table(["mini-1", "mini-4"]).assign(non_embedding_params=[2_500_000, 13_000_000])
+    why = sc.undertrained(minis, ["mini-1", "mini-4"])
+    assert why.startswith("no offline model family spans sizes at Pythia's training scale: mini-1, mini-4 saw 0.3-1.7")
+    pythia = _models_table(["pythia-70m", "pythia-410m"]).assign(non_embedding_params=[19_000_000, 300_000_000])
+    assert sc.undertrained(pythia, ["pythia-70m", "pythia-410m"]) == ""
+    assert sc.undertrained(_models_table(), MODELS) == ""  # unknown training: testable
+    claim = sc.size_claim(_neurons(), ["small", "mid", "large"], n_boot=200)
+    import dataclasses
+
+    described = dataclasses.replace(claim, not_testable=why)
+    assert verdict(described) == "not testable here"
+    assert "(a description, not a test)" in verdict_box([described])

@@ -412,6 +412,8 @@ def verdict_markdown(table: pd.DataFrame, *, link: bool = True) -> str:
 
 def _evidence_line(ev: ClaimEvidence) -> str:
     if ev.not_testable:
+        if _finite(ev.estimate, ev.ci_low, ev.ci_high):
+            return f"{ev.measure}: {format_ci(ev.estimate, ev.ci_low, ev.ci_high)} (a description, not a test)"
         return f"{ev.measure}: not measured here"
     parts = [f"{ev.measure}: {format_ci(ev.estimate, ev.ci_low, ev.ci_high)}"]
     parts.append(f"minimal effect of interest {_minimal_text(ev)}")

@@ -228,10 +228,16 @@ class ScalingResult:
         return [m for m in self.config.family_models if m in ran]
 
     def claims(self) -> list[Any]:
-        """The claims this chapter tests, as :class:`~sparse_probing.analysis.verdicts.ClaimEvidence`."""
+        """The claims this chapter tests, as :class:`~sparse_probing.analysis.verdicts.ClaimEvidence`. When the
+        family models were trained on fewer than :data:`MIN_TOKENS_PER_PARAM` tokens per parameter, both claims are
+        "not testable here" (:func:`undertrained`): their numbers stay in the record as description."""
+        import dataclasses
+
         order = self.family_order
         kw = {"n_boot": self.config.n_boot, "seed": self.config.seed, "control": self.config.control}
-        return [size_claim(self.neurons, order, self.models, **kw), splitting_claim(self.neurons, order, **kw)]
+        claims = [size_claim(self.neurons, order, self.models, **kw), splitting_claim(self.neurons, order, **kw)]
+        why = undertrained(self.models, order)
+        return [c if c.not_testable or not why else dataclasses.replace(c, not_testable=why) for c in claims]
 
     def metrics(self) -> dict[str, Any]:
         """Plain values for :func:`sparse_probing.results.save_results`."""
@@ -433,6 +439,41 @@ def _claim_tasks(neurons: pd.DataFrame, models: Sequence[str], role: str = "prim
     d = neurons[(neurons["role"] == role) & neurons["model"].isin(list(models))]
     ok = d[d["status"] == "ok"]
     return (ok, True) if len(ok) else (d, False)
+
+
+MIN_TOKENS_PER_PARAM = 20.0
+"""Fewest training tokens per non-embedding parameter at which a model family can stand in for Pythia in a size
+comparison: about the compute-optimal ratio of Hoffmann et al. (2022); Pythia-70M saw about 4,300."""
+PYTHIA_TOKENS = 300e9
+"""Tokens every Pythia model was trained on (Biderman et al., 2023)."""
+
+
+def training_tokens(model: str) -> float | None:
+    """Tokens a model was trained on, where known: the mini family's budget, Pythia's 300B; None otherwise."""
+    if model.startswith("mini-"):
+        from ..training.family import TrainSpec
+
+        return float(TrainSpec().token_budget)
+    if "pythia" in model.lower():
+        return PYTHIA_TOKENS
+    return None
+
+
+def undertrained(models: pd.DataFrame, order: Sequence[str]) -> str:
+    """Why the family ``order`` cannot test the paper's size claims ("" when it can or when it is not known)."""
+    if len(order) < 2 or models.empty:
+        return ""
+    params = dict(zip(models["model"], models["non_embedding_params"], strict=True))
+    ratios = {m: training_tokens(m) / params[m] for m in order if training_tokens(m) and params.get(m)}
+    if len(ratios) < len(order) or min(ratios.values()) >= MIN_TOKENS_PER_PARAM:
+        return ""
+    lo, hi = min(ratios.values()), max(ratios.values())
+    return (
+        f"no offline model family spans sizes at Pythia's training scale: {', '.join(order)} saw {lo:.1f}-{hi:.1f} "
+        f"tokens per parameter (Pythia-70M about 4,300; at least {MIN_TOKENS_PER_PARAM:g} needed here). Testable "
+        "with a family trained to Pythia's tokens per parameter, or with the paper variant (Pythia by name, a network "
+        "and a GPU); the toy width family of 02_ground_truth tests size where the truth is known"
+    )
 
 
 def _no_claim(claim: str, measure: str, paper: str, why: str, n_tasks: int = 0, positives: int = 0) -> Any:
