@@ -23,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from sparse_probing._progress import INTERVAL, PROGRESS_ENV, format_seconds
 from sparse_probing.paths import REPO_ROOT, RESULTS_ENV, check_name
 from sparse_probing.results import RESULTS_DIR, git_commit, load_results
 
@@ -80,6 +81,56 @@ def source_digest(chapter: str) -> str:
     nb = json.loads((CHAPTERS_DIR / f"{chapter}.ipynb").read_text())
     cells = [{"type": c["cell_type"], "source": "".join(c["source"])} for c in nb["cells"]]
     return hashlib.sha256(json.dumps(cells, sort_keys=True).encode()).hexdigest()
+
+
+class _ProgressWatcher:
+    """Prints what a chapter's kernel reports (``$SPARSE_PROBING_PROGRESS`` lines: caching documents done / total,
+    probing tasks done / total, with the time left) as ``[chapter] ...`` lines, and a heartbeat with the elapsed time
+    when the kernel has said nothing for :data:`~sparse_probing._progress.INTERVAL` seconds: a plain log shows a line
+    at least every 30 seconds."""
+
+    def __init__(self, chapter: str, *, interval: float = INTERVAL, stream: Any = None) -> None:
+        import tempfile
+        import threading
+
+        self.chapter, self.interval, self.stream = chapter, interval, stream
+        self._dir = tempfile.mkdtemp(prefix="sparse-probing-progress-")
+        self.path = Path(self._dir) / "progress.log"
+        self.path.touch()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._start = self._quiet_since = time.monotonic()
+        self._offset = 0
+
+    def start(self) -> None:
+        self._start = time.monotonic()
+        self._thread.start()
+
+    def _say(self, text: str) -> None:
+        print(f"  [{self.chapter}] {text}", file=self.stream or sys.stdout, flush=True)
+
+    def _drain(self) -> None:
+        with open(self.path, encoding="utf-8") as fh:
+            fh.seek(self._offset)
+            new = fh.read()
+            self._offset = fh.tell()
+        for line in new.splitlines():
+            self._say(line)
+            self._quiet_since = time.monotonic()
+
+    def _run(self) -> None:
+        while not self._stop.wait(min(5.0, self.interval)):
+            self._drain()
+            if time.monotonic() - self._quiet_since >= self.interval:
+                self._say(f"running, {format_seconds(time.monotonic() - self._start)} elapsed")
+                self._quiet_since = time.monotonic()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+        self._drain()
+        shutil.rmtree(self._dir, ignore_errors=True)
 
 
 def _files_from_here(value: Any) -> Any:
@@ -159,8 +210,11 @@ def run_chapter(
     start = time.perf_counter()
     # the chapter's results files: book/results for the book build, else next to the executed notebook
     environment[RESULTS_ENV] = str(results.resolve())
+    watcher = _ProgressWatcher(chapter)
+    environment[PROGRESS_ENV] = str(watcher.path)
     previous = {name: os.environ.get(name) for name in environment}
     os.environ.update(environment)
+    watcher.start()
     try:
         pm.execute_notebook(
             str(CHAPTERS_DIR / f"{chapter}.ipynb"),
@@ -175,6 +229,7 @@ def run_chapter(
         tmp.unlink(missing_ok=True)  # a failed run leaves nothing behind; the published notebook is untouched
         raise
     finally:
+        watcher.stop()
         for name, value in previous.items():
             if value is None:
                 os.environ.pop(name, None)

@@ -107,6 +107,18 @@ def _check_group_ids(groups_N: np.ndarray) -> None:
         raise SplitError(f"group ids mix types ({', '.join(sorted(kinds))}): use one type, e.g. str(group).")
 
 
+def _checked(groups: Any, y: Any | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Group ids and labels as arrays, refused with :class:`SplitError` unless one of each per row."""
+    groups_N = np.asarray(groups)
+    if groups_N.ndim != 1 or groups_N.size == 0:
+        raise SplitError(f"groups must be a non-empty 1-d array (one group id per row), got shape {groups_N.shape}.")
+    _check_group_ids(groups_N)
+    y_N = None if y is None else np.asarray(y)
+    if y_N is not None and y_N.shape != groups_N.shape:
+        raise SplitError(f"y has {y_N.size} labels but groups has {groups_N.size} entries: pass one per row.")
+    return groups_N, y_N
+
+
 def grouped_split(
     groups: Any,
     y: Any | None = None,
@@ -128,13 +140,7 @@ def grouped_split(
     random_state : int or None
         Seed.
     """
-    groups_N = np.asarray(groups)
-    if groups_N.ndim != 1 or groups_N.size == 0:
-        raise SplitError(f"groups must be a non-empty 1-d array (one group id per row), got shape {groups_N.shape}.")
-    _check_group_ids(groups_N)
-    y_N = None if y is None else np.asarray(y)
-    if y_N is not None and y_N.shape != groups_N.shape:
-        raise SplitError(f"y has {y_N.size} labels but groups has {groups_N.size} entries: pass one per row.")
+    groups_N, y_N = _checked(groups, y)
     if not (0 < test_size < 1 and 0 <= val_size < 1 and val_size + test_size < 1):
         raise SplitError(
             f"Need 0 < test_size, 0 <= val_size and val_size + test_size < 1; got {val_size}, {test_size}."
@@ -173,13 +179,7 @@ def grouped_cv(
     is touched once, for the report. With fewer groups of some class than ``n_folds``, K drops to what the data
     allow (at least 2) and a warning says so; ``len(result)`` is the K used.
     """
-    groups_N = np.asarray(groups)
-    if groups_N.ndim != 1 or groups_N.size == 0:
-        raise SplitError(f"groups must be a non-empty 1-d array (one group id per row), got shape {groups_N.shape}.")
-    _check_group_ids(groups_N)
-    y_N = None if y is None else np.asarray(y)
-    if y_N is not None and y_N.shape != groups_N.shape:
-        raise SplitError(f"y has {y_N.size} labels but groups has {groups_N.size} entries: pass one per row.")
+    groups_N, y_N = _checked(groups, y)
     if n_folds < 2:
         raise SplitError(f"n_folds must be at least 2, got {n_folds}.")
     if not 0 < val_size < 1:

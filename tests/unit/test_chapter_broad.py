@@ -15,21 +15,24 @@ def _result(
 ) -> bs.BroadResult:
     rng = np.random.default_rng(len(model))
     rows = []
-    for i in range(n):
-        task = f"b{i}"
-        for basis in ("neurons", "residual stream"):
-            for scorer, method, k, ap in (
-                ("single unit", "single_neuron", 1, single + rng.normal(0, spread)),
-                ("telescopic k=5", "telescopic", 5, combo + rng.normal(0, spread)),
-                ("random basis, single direction", "random_basis", 1, single - 0.05),
-            ):
-                rows.append({"model": model, "basis": basis, "task": task, "scorer": scorer, "method": method,
-                             "k": k, "ap": ap, "precision_at_n": ap, "fire_rate": 0.01, "recall": 0.9,
-                             "n_targets": targets, "n_positions": 60_000})  # fmt: skip
-        for scorer, ap in (("current token", 0.05), ("bigram one-hot (ceiling)", 0.95)):
-            rows.append({"model": model, "basis": "tokens", "task": task, "scorer": scorer, "method": "token", "k": 1,
-                         "ap": ap, "precision_at_n": ap, "fire_rate": 0.5, "recall": 1.0, "n_targets": targets,
-                         "n_positions": 60_000})  # fmt: skip
+    for sample in ("val", "test"):
+        for i in range(n):
+            task = f"b{i}"
+            common = {"model": model, "sample": sample, "task": task, "fire_rate": 0.01, "recall": 0.9,
+                      "n_targets": targets, "n_positions": 60_000}  # fmt: skip
+            for basis in ("neurons", "residual stream"):
+                for scorer, method, k, ap in (
+                    ("single unit", "single_neuron", 1, single + rng.normal(0, spread)),
+                    ("telescopic k=1", "telescopic", 1, single - 0.1),
+                    ("telescopic k=5", "telescopic", 5, combo + rng.normal(0, spread)),
+                    ("mean_diff k=5", "mean_diff", 5, combo - 0.2),
+                    ("random basis, single direction", "random_basis", 1, single - 0.05),
+                ):
+                    rows.append({**common, "basis": basis, "scorer": scorer, "method": method, "k": k, "ap": ap,
+                                 "precision_at_n": ap})  # fmt: skip
+            for scorer, ap in (("current token", 0.05), ("bigram one-hot (ceiling)", 0.95)):
+                rows.append({**common, "basis": "tokens", "scorer": scorer, "method": "token", "k": 1, "ap": ap,
+                             "precision_at_n": ap})  # fmt: skip
     top = pd.DataFrame({"model": model, "task": "b0", "neuron": 7, "layer": 2, "rank": [1, 2, 3],
                         "score": [3.0, 2.0, 1.0], "target": [False, True, False], "token_text": "x",
                         "snippet": ["a [[x]] b"] * 3})  # fmt: skip
@@ -42,6 +45,10 @@ def test_claim_follows_the_specificity_gain():
     assert gain.claim == bs.CLAIM and gain.minimal_effect == bs.MIN_SPECIFICITY and gain.mde > 0
     assert gain.estimate == pytest.approx(0.4, abs=0.03) and verdict(gain) == "reproduced"
     assert "0 of 12 bigrams have a near-dedicated neuron" in gain.control and "residual stream" in gain.control
+    assert (
+        "chosen single units: single unit 12" in gain.control
+        and "chosen combinations: telescopic k=5 12" in gain.control
+    )
     none = bs.specificity_claim([_result("m", 0.8, 0.81)], chapter="03_superposition", n_boot=500)
     assert verdict(none) == "not reproduced" and "12 of 12 bigrams have a near-dedicated" in none.control
     worse = bs.specificity_claim([_result("m", 0.8, 0.5)], chapter="03_superposition", n_boot=500)
@@ -58,14 +65,26 @@ def test_two_models_are_parts_and_may_disagree():
 
 def test_tables():
     r = _result("m", 0.3, 0.7)
-    table = bs.summary_table([r], bs.headline_scorers("telescopic", 5))
-    assert set(table["scorer"]) == {"single unit", "telescopic k=5", "random basis, single direction",
-                                    "current token", "bigram one-hot (ceiling)"}  # fmt: skip
-    per = bs.bigram_table(r, "telescopic", 5)
+    table = bs.summary_table([r], bs.headline_scorers(["telescopic", "mean_diff"], 5))
+    assert set(table["scorer"]) == {"single unit", "telescopic k=1", "telescopic k=5", "mean_diff k=5",
+                                    "random basis, single direction", "current token", "bigram one-hot (ceiling)"}  # fmt: skip
+    per = bs.bigram_table(r, 5)
     assert len(per) == 12 and per["difference"].is_monotonic_decreasing
     assert per.loc[per["bigram"] == "b0", "targets in its top 20"].item() == pytest.approx(1 / 3, abs=1e-3)
     top = bs.top_table(r, ["b0"], n=2)
     assert list(top["rank"]) == [1, 2] and list(top["target"]) == ["no", "yes"] and top["neuron"].iloc[0] == "L2 N7"
-    assert "telescopic at k = 5 0.70" in bs.caption_k([r], "telescopic", 5)
+    assert "best 5-neuron combination 0.70" in bs.caption_k([r], 5)
+    chosen = bs.choose(r.scores, 5)
+    assert set(chosen["scorer"]) == {"telescopic k=5"} and len(chosen) == 12  # chosen on validation, not on test
     with pytest.raises(ValueError, match="not in the table"):
         bs.paired_scores(r.scores, "optimal k=5", "single unit")
+
+
+def test_choice_is_made_on_validation_and_reported_on_test():
+    r = _result("m", 0.3, 0.7)
+    s = r.scores.copy()
+    # mean_diff is best on validation, telescopic on test: the choice must follow validation
+    s.loc[(s["sample"] == "val") & (s["scorer"] == "mean_diff k=5"), "ap"] = 0.99
+    s.loc[(s["sample"] == "test") & (s["scorer"] == "mean_diff k=5"), "ap"] = 0.1
+    chosen = bs.choose(s, 5)
+    assert set(chosen["scorer"]) == {"mean_diff k=5"} and (chosen["test"] == 0.1).all()

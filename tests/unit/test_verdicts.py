@@ -28,7 +28,7 @@ def evidence(**kw):
         minimal_effect=0.03,
         minimal_effect_source="half the paper's gain",
         mde=0.02,
-        n_tasks=5,
+        n_tasks=10,
         min_test_positives=40,
     )
     base.update(kw)
@@ -74,8 +74,10 @@ def test_not_testable_needs_no_estimate():
         ClaimEvidence(claim="c", chapter="ch", measure="m", paper="p")
 
 
-def test_too_few_test_positives_is_inconclusive_even_when_significant():
+def test_too_few_test_positives_or_tasks_is_inconclusive_even_when_significant():
     assert verdict(evidence(min_test_positives=29)) == "inconclusive"
+    v, why = verdict_and_reason(evidence(n_tasks=3))
+    assert v == "inconclusive" and why.startswith("3 tasks < 8: too few for a 95% interval")
 
 
 def test_parts_are_decided_part_by_part():

@@ -9,8 +9,9 @@ CV, selection nested"). :func:`verdict` turns one record into one of these words
 
 * **not testable here**: the experiment cannot be done with the models or data available offline
   (``not_testable`` says why and what would make it testable).
-* **inconclusive**: fewer than :data:`MIN_TEST_POSITIVES` test positives in some task; or the CI straddles the
-  minimal effect (the reason states the MDE and how many tasks would resolve it).
+* **inconclusive**: fewer than :data:`MIN_TEST_POSITIVES` test positives in some task; fewer than
+  :data:`MIN_TASKS` tasks (units the interval resamples: a percentile bootstrap over three numbers is not a 95%
+  interval); or the CI straddles the minimal effect (the reason states the MDE and how many tasks would resolve it).
 * **differs**: the CI lies wholly below 0: the effect has the opposite sign to the paper's.
 * **not reproduced**: the CI lies wholly below the minimal effect (and not below 0): the effect, if any, is smaller
   than what the paper reports (an equivalence-style conclusion).
@@ -38,6 +39,7 @@ from .statistics import samples_to_resolve
 
 __all__ = [
     "GLANCE_COLUMNS",
+    "MIN_TASKS",
     "MIN_TEST_POSITIVES",
     "VERDICTS",
     "ClaimEvidence",
@@ -57,6 +59,8 @@ __all__ = [
 
 MIN_TEST_POSITIVES = 30
 """Fewest test positives per task for a verdict other than inconclusive."""
+MIN_TASKS = 8
+"""Fewest tasks (the units a claim's interval resamples) for a verdict other than inconclusive."""
 
 Verdict = Literal["reproduced", "not reproduced", "differs", "differs in part", "inconclusive", "not testable here"]
 VERDICTS: tuple[Verdict, ...] = (
@@ -182,6 +186,8 @@ def _leaf(ev: ClaimEvidence) -> tuple[Verdict, str]:
         return "inconclusive", "recorded without a minimal effect of interest: re-run its chapter"
     if ev.min_test_positives < MIN_TEST_POSITIVES:
         return "inconclusive", f"fewest test positives {ev.min_test_positives} < {MIN_TEST_POSITIVES}"
+    if ev.n_tasks < MIN_TASKS:
+        return "inconclusive", f"{ev.n_tasks} tasks < {MIN_TASKS}: too few for a 95% interval{_mde_text(ev)}"
     m = ev.minimal_effect
     if ev.ci_high < 0:
         return "differs", f"CI wholly below 0: the effect has the opposite sign to the paper's{_mde_text(ev)}"
@@ -464,6 +470,8 @@ def _change(ev: ClaimEvidence) -> str:
             f"more data: at least {MIN_TEST_POSITIVES} test positives in every task (now {ev.min_test_positives}) "
             "would allow a verdict"
         )
+    if ev.n_tasks < MIN_TASKS:
+        return f"more tasks: at least {MIN_TASKS} (now {ev.n_tasks}) would allow a verdict"
     m = _num(ev.minimal_effect)
     if v == "inconclusive":
         if ev.ci_low > ev.minimal_effect:

@@ -194,127 +194,149 @@ def broad_study(
                 meta.append({"basis": basis, "hook": hook, "task": task, "scorer": scorer, "method": method, "k": k,
                              "intercept": float(b), "unit": unit})  # fmt: skip
 
-    # 3. the broad sample: held-out compound-word contexts and ordinary text
+    # 3. two broad samples, each of held-out compound-word contexts and ordinary text: the validation split's (to
+    # choose scorers) and the test split's (to report them)
     data = dataset_of(acts)
-    test_docs = sorted(set(examples["doc"].to_numpy()[split.test].tolist()))
-    texts = {family: [data.documents[d].text for d in test_docs]}
-    if corpus:
-        other = load_dataset(corpus, variant)
-        texts[corpus] = [d.text for d in other.documents[:corpus_documents]]
-    sample = build_broad_sample(lm.tokenizer, texts, list(tasks), max_length=max_length)
+    ordinary = load_dataset(corpus, variant).documents[: 2 * corpus_documents] if corpus else ()
     directions = {hook: np.stack(cols, axis=1) for hook, cols in columns.items() if cols}
-    projected = readout(lm, sample, directions)
-
-    # 4. scores
     words = token_windows(acts, lm.tokenizer)
-    cur_all = sample.positions["token"].to_numpy()
-    pair_all = np.stack([sample.positions["previous"].to_numpy(), cur_all], axis=1)
-    out, top = [], []
-    col_of = {hook: 0 for hook in directions}
-    for m in meta:
-        j = col_of[m["hook"]]
-        col_of[m["hook"]] += 1
-        score = projected[m["hook"]][:, j] + m["intercept"]
-        target = sample.labels[m["task"]]
-        out.append({"model": name, "basis": m["basis"], "task": m["task"], "scorer": m["scorer"],
-                    "method": m["method"], "k": m["k"], **specificity(score, target)})  # fmt: skip
-        if m["basis"] == "neurons" and m["method"] == "single_neuron":
-            t = top_positions(sample, score, target, n=n_top)
-            top.append(t.assign(model=name, task=m["task"], neuron=m["unit"], layer=layer))
-    for task, y in tasks.items():
-        tr = rows(y, split.train)
-        y_tr = y[tr].astype(int)
-        pair_tr = np.stack([words.previous[tr], words.current[tr]], axis=1)
-        target = sample.labels[task]
-        for scorer, method, score in (
-            ("current token", "token", _token_scores(words.current[tr], y_tr, cur_all, seed)),
-            ("bigram one-hot (ceiling)", "bigram", _token_scores(pair_tr, y_tr, pair_all, seed)),
-        ):
-            out.append({"model": name, "basis": "tokens", "task": task, "scorer": scorer, "method": method, "k": 1,
-                        **specificity(score, target)})  # fmt: skip
-    targets = np.array([int(y.sum()) for y in sample.labels.values()])
+    out, top, sizes = [], [], {}
+    for which, part, other in (("test", split.test, ordinary[::2]), ("val", split.val, ordinary[1::2])):
+        docs = sorted(set(examples["doc"].to_numpy()[part].tolist()))
+        texts = {family: [data.documents[d].text for d in docs]}
+        if corpus:
+            texts[corpus] = [d.text for d in other]
+        sample = build_broad_sample(lm.tokenizer, texts, list(tasks), max_length=max_length)
+        projected = readout(lm, sample, directions)
+        common = {"model": name, "sample": which}
+        col_of = {hook: 0 for hook in directions}
+        for m in meta:
+            j = col_of[m["hook"]]
+            col_of[m["hook"]] += 1
+            score = projected[m["hook"]][:, j] + m["intercept"]
+            target = sample.labels[m["task"]]
+            out.append({**common, "basis": m["basis"], "task": m["task"], "scorer": m["scorer"],
+                        "method": m["method"], "k": m["k"], **specificity(score, target)})  # fmt: skip
+            if which == "test" and m["basis"] == "neurons" and m["method"] == "single_neuron":
+                t = top_positions(sample, score, target, n=n_top)
+                top.append(t.assign(model=name, task=m["task"], neuron=m["unit"], layer=layer))
+        cur_all = sample.positions["token"].to_numpy()
+        pair_all = np.stack([sample.positions["previous"].to_numpy(), cur_all], axis=1)
+        for task, y in tasks.items():
+            tr = rows(y, split.train)
+            y_tr = y[tr].astype(int)
+            pair_tr = np.stack([words.previous[tr], words.current[tr]], axis=1)
+            for scorer, method, score in (
+                ("current token", "token", _token_scores(words.current[tr], y_tr, cur_all, seed)),
+                ("bigram one-hot (ceiling)", "bigram", _token_scores(pair_tr, y_tr, pair_all, seed)),
+            ):
+                out.append({**common, "basis": "tokens", "task": task, "scorer": scorer, "method": method, "k": 1,
+                            **specificity(score, sample.labels[task])})  # fmt: skip
+        targets = np.array([int(y.sum()) for y in sample.labels.values()])
+        sizes[which] = {"positions": sample.n_positions, "texts": {s: len(t) for s, t in texts.items()},
+                        "targets_min": int(targets.min()), "targets_median": float(np.median(targets))}  # fmt: skip
     return BroadResult(
         model=name,
         layer=int(layer),
         n_layers=lm.n_layers,
         scores=pd.DataFrame(out),
         top=pd.concat(top, ignore_index=True) if top else pd.DataFrame(),
-        sample={
-            "positions": sample.n_positions,
-            "texts": {s: len(t) for s, t in texts.items()},
-            "targets_min": int(targets.min()),
-            "targets_median": float(np.median(targets)),
-            "validation_auc_by_layer": val_auc,
-        },
+        sample={**sizes["test"], "validation": sizes["val"], "validation_auc_by_layer": val_auc},
         seconds=time.perf_counter() - t0,
     )
 
 
+def choose(scores: pd.DataFrame, k: int, *, basis: str = "neurons", value: str = "ap") -> pd.DataFrame:
+    """Per bigram, among the scorers of ``basis`` with ``k`` units (at k = 1 the exhaustive single unit and every
+    method's one-unit probe, never a rotated direction; above it every method's k-unit probe), the one with the best
+    validation ``value``
+    (validation broad sample), and its test ``value``: columns ``task, scorer, val, test``."""
+    d = scores[(scores["basis"] == basis) & (scores["k"] == k) & (scores["method"] != "random_basis")]
+    if "sample" not in d.columns:
+        raise ValueError("the scores have no validation sample: run broad_study again")
+    wide = d.pivot_table(index=["task", "scorer"], columns="sample", values=value, aggfunc="first").reset_index()
+    wide = wide.dropna(subset=["val", "test"]).sort_values(["task", "val", "scorer"], ascending=[True, False, True])
+    return wide.groupby("task", sort=True).head(1)[["task", "scorer", "val", "test"]].reset_index(drop=True)
+
+
+def chosen_pair(scores: pd.DataFrame, k: int, *, basis: str = "neurons") -> pd.DataFrame:
+    """Per bigram: the test AP of the best single unit and of the best k-unit combination of ``basis``, each chosen
+    on the validation broad sample (:func:`choose`): columns ``task, single, combination, single_scorer,
+    combination_scorer``."""
+    one, many = choose(scores, 1, basis=basis), choose(scores, k, basis=basis)
+    pair = one.merge(many, on="task", suffixes=("_1", "_k"))
+    return pd.DataFrame({"task": pair["task"], "single": pair["test_1"], "combination": pair["test_k"],
+                         "single_scorer": pair["scorer_1"], "combination_scorer": pair["scorer_k"]})  # fmt: skip
+
+
+def _test(scores: pd.DataFrame) -> pd.DataFrame:
+    return scores[scores["sample"] == "test"] if "sample" in scores.columns else scores
+
+
 def paired_scores(scores: pd.DataFrame, a: str, b: str, *, basis: str = "neurons", value: str = "ap") -> pd.DataFrame:
-    """Per bigram: ``value`` of scorer ``a`` and of scorer ``b`` on ``basis`` (rows where both exist)."""
-    d = scores[scores["basis"] == basis].pivot_table(index="task", columns="scorer", values=value, aggfunc="first")
+    """Per bigram: test ``value`` of scorer ``a`` and of scorer ``b`` on ``basis`` (rows where both exist)."""
+    d = _test(scores)
+    d = d[d["basis"] == basis].pivot_table(index="task", columns="scorer", values=value, aggfunc="first")
     missing = [s for s in (a, b) if s not in d.columns]
     if missing:
         raise ValueError(f"scorers {missing} are not in the table; it has {sorted(d.columns)}")
     return d[[a, b]].dropna()
 
 
+def _counts(names: pd.Series) -> str:
+    return ", ".join(f"{n} {c}" for n, c in names.value_counts().items())
+
+
 def specificity_claim(
-    results: Sequence[BroadResult],
-    *,
-    chapter: str,
-    method: str = "telescopic",
-    k: int = 5,
-    n_boot: int = 5000,
-    seed: int = 0,
+    results: Sequence[BroadResult], *, chapter: str, k: int = 5, n_boot: int = 5000, seed: int = 0
 ) -> Any:
     """The claim "a sparse combination of early neurons is more specific than the best single neuron".
 
-    Per model: AP of ``method`` at k = ``k`` minus AP of the best single neuron over the broad sample, paired
+    Per model: test AP of the best k-neuron combination minus test AP of the best single neuron over the broad
+    sample, each chosen per bigram on the validation broad sample among the methods (:func:`chosen_pair`), paired
     bootstrap over bigrams, minimal effect :data:`MIN_SPECIFICITY`, MDE from the per-bigram differences. The first
     model carries the claim's numbers; with several models each is a part (so a disagreement shows as "differs in
-    part"). The control text gives the residual stream's and the random rotation's numbers and the count of bigrams
-    with a near-dedicated neuron (:data:`NEAR_DEDICATED_AP`)."""
+    part"). The control text gives which scorers were chosen, the residual stream's and the random rotation's
+    numbers, the token baselines and the count of bigrams with a near-dedicated neuron (:data:`NEAR_DEDICATED_AP`)."""
     from ..analysis.statistics import minimal_detectable_effect, paired_bootstrap
     from ..analysis.verdicts import ClaimEvidence, format_ci
 
-    combo = f"{method} k={k}"
     parts = []
     for r in results:
-        pair = paired_scores(r.scores, combo, "single unit")
-        gain = paired_bootstrap(pair[combo], pair["single unit"], n_boot=n_boot, random_state=seed)
-        mde = minimal_detectable_effect(pair[combo] - pair["single unit"])
-        words = []
-        near = int((pair["single unit"] >= NEAR_DEDICATED_AP).sum())
-        words.append(
-            f"{near} of {len(pair)} bigrams have a near-dedicated neuron (single-neuron AP >= {NEAR_DEDICATED_AP})"
-        )
-        try:
-            rb = paired_scores(r.scores, "single unit", "random basis, single direction")
-            d = paired_bootstrap(
-                rb["single unit"], rb["random basis, single direction"], n_boot=n_boot, random_state=seed
-            )
+        pair = chosen_pair(r.scores, k)
+        diff = pair["combination"] - pair["single"]
+        gain = paired_bootstrap(pair["combination"], pair["single"], n_boot=n_boot, random_state=seed)
+        mde = minimal_detectable_effect(diff)
+        near = int((pair["single"] >= NEAR_DEDICATED_AP).sum())
+        words = [
+            f"{near} of {len(pair)} bigrams have a near-dedicated neuron (best single neuron's AP >= "
+            f"{NEAR_DEDICATED_AP})",
+            f"chosen single units: {_counts(pair['single_scorer'])}; chosen combinations: "
+            f"{_counts(pair['combination_scorer'])}",
+        ]
+        rot = paired_scores(r.scores, "single unit", "random basis, single direction")
+        if len(rot):
+            d = paired_bootstrap(rot["single unit"], rot["random basis, single direction"], n_boot=n_boot,
+                                 random_state=seed)  # fmt: skip
             words.append(
-                f"single neuron minus a random basis's best single direction {format_ci(d['mean_diff'], d['low'], d['high'])} AP"
+                "the exhaustive single neuron minus a random basis's best single direction "
+                f"{format_ci(d['mean_diff'], d['low'], d['high'])} AP"
             )
-        except ValueError:
-            pass
-        try:
-            res = paired_scores(r.scores, combo, "single unit", basis="residual stream")
-            d = paired_bootstrap(res[combo], res["single unit"], n_boot=n_boot, random_state=seed)
+        if (r.scores["basis"] == "residual stream").any():
+            res = chosen_pair(r.scores, k, basis="residual stream")
+            d = paired_bootstrap(res["combination"], res["single"], n_boot=n_boot, random_state=seed)
             words.append(f"the same gain on the residual stream {format_ci(d['mean_diff'], d['low'], d['high'])} AP")
-        except ValueError:
-            pass
-        tok = r.scores[(r.scores["basis"] == "tokens")].groupby("scorer")["ap"].mean()
+        test = _test(r.scores)
+        tok = test[test["basis"] == "tokens"].groupby("scorer")["ap"].mean()
         words.append("token baselines (mean AP): " + ", ".join(f"{s} {v:.2f}" for s, v in tok.items()))
-        positives = r.scores.loc[r.scores["scorer"] == "single unit", "n_targets"]
+        positives = test.loc[test["scorer"] == "single unit", "n_targets"]
         est = gain["mean_diff"]
         parts.append(
             ClaimEvidence(
                 claim=f"{CLAIM}: {r.model}, layer {r.layer}",
                 chapter=chapter,
-                measure=f"average precision over {r.sample['positions']:,} token positions, {combo} minus the best "
-                "single neuron (mean over bigrams)",
+                measure=f"average precision over {r.sample['positions']:,} held-out token positions, the best "
+                f"{k}-neuron combination minus the best single neuron (mean over bigrams)",
                 paper=PAPER_SPECIFICITY,
                 estimate=est,
                 ci_low=min(gain["low"], est),
@@ -322,9 +344,10 @@ def specificity_claim(
                 minimal_effect=MIN_SPECIFICITY,
                 minimal_effect_source=MIN_SPECIFICITY_SOURCE,
                 mde=float(mde) if np.isfinite(mde) else None,
-                estimator="probes trained on one grouped 70/15/15 split of the balanced task, layer chosen on "
-                "validation, k fixed in advance; read on every position of held-out text; paired bootstrap over "
-                "bigrams",
+                estimator="probes trained on the balanced task of one grouped 70/15/15 split, layer chosen on "
+                "validation; per bigram the single unit and the combination chosen among the methods on the "
+                f"validation split's broad sample, k = {k} fixed in advance; read on the test split's broad sample; "
+                "paired bootstrap over bigrams",
                 control="; ".join(words),
                 n_tasks=int(gain["n_tasks"]),
                 min_test_positives=int(positives.min()) if len(positives) else 0,
@@ -340,7 +363,7 @@ METRIC_LABELS = {"ap": "average precision", "precision_at_n": "precision at n ta
 
 def summary_table(results: Sequence[BroadResult], scorers: Sequence[str] | None = None) -> pd.DataFrame:
     """Per model, basis and scorer: mean over bigrams of AP, precision at n and the firing rate on non-targets."""
-    scores = pd.concat([r.scores for r in results], ignore_index=True)
+    scores = _test(pd.concat([r.scores for r in results], ignore_index=True))
     if scorers is not None:
         scores = scores[scores["scorer"].isin(list(scorers))]
     out = scores.groupby(["model", "basis", "scorer"], sort=False)[["ap", "precision_at_n", "fire_rate"]].mean()
@@ -348,35 +371,39 @@ def summary_table(results: Sequence[BroadResult], scorers: Sequence[str] | None 
     return out.round(3)
 
 
-def headline_scorers(method: str, k: int) -> list[str]:
-    """The scorers of the headline table: the single unit, the claim's combination, the rotation and the tokens."""
+def headline_scorers(methods: Sequence[str], k: int) -> list[str]:
+    """The scorers of the headline table: the single units, the methods' k-unit combinations, the rotation and the
+    token baselines."""
     return [
         "single unit",
-        f"{method} k={k}",
+        *(f"{m} k=1" for m in methods),
+        *(f"{m} k={k}" for m in methods),
         "random basis, single direction",
         "current token",
         "bigram one-hot (ceiling)",
     ]
 
 
-def bigram_table(result: BroadResult, method: str, k: int) -> pd.DataFrame:
-    """Per bigram of one model: AP of the best single neuron and of the claim's combination, their difference, the
-    single neuron's firing rate on non-targets and share of targets in its top 20 positions, the number of targets."""
-    combo = f"{method} k={k}"
-    s = result.scores[result.scores["basis"] == "neurons"]
-    wide = s.pivot_table(index="task", columns="scorer", values="ap", aggfunc="first")
-    fire = s[s["scorer"] == "single unit"].set_index("task")
+def bigram_table(result: BroadResult, k: int) -> pd.DataFrame:
+    """Per bigram of one model: test AP of the best single neuron and of the best k-neuron combination (each chosen
+    on the validation broad sample; which ones), their difference, the exhaustive single neuron's firing rate on
+    non-targets and share of targets in its top 20 positions, and the number of targets."""
+    pair = chosen_pair(result.scores, k)
+    test = _test(result.scores)
+    exhaustive = test[(test["basis"] == "neurons") & (test["scorer"] == "single unit")].set_index("task")
     out = pd.DataFrame({
-        "bigram": wide.index,
-        "AP single neuron": wide["single unit"].to_numpy(),
-        f"AP {combo}": wide[combo].to_numpy(),
+        "bigram": pair["task"],
+        "AP single neuron": pair["single"].to_numpy(),
+        "chosen single": pair["single_scorer"].to_numpy(),
+        f"AP {k} neurons": pair["combination"].to_numpy(),
+        "chosen combination": pair["combination_scorer"].to_numpy(),
     })  # fmt: skip
-    out["difference"] = out[f"AP {combo}"] - out["AP single neuron"]
-    out["single neuron fires on non-targets"] = fire.loc[out["bigram"], "fire_rate"].to_numpy()
+    out["difference"] = out[f"AP {k} neurons"] - out["AP single neuron"]
+    out["exhaustive neuron fires on non-targets"] = exhaustive.loc[out["bigram"], "fire_rate"].to_numpy()
     if len(result.top):
         share = result.top[result.top["rank"] <= 20].groupby("task")["target"].mean()
         out["targets in its top 20"] = share.reindex(out["bigram"]).to_numpy()
-    out["targets"] = fire.loc[out["bigram"], "n_targets"].to_numpy()
+    out["targets"] = exhaustive.loc[out["bigram"], "n_targets"].to_numpy()
     return out.sort_values("difference", ascending=False).round(3).reset_index(drop=True)
 
 
@@ -397,7 +424,7 @@ def plot_k(results: Sequence[BroadResult], methods: Sequence[str], metric: str =
 
     fig, axes = plt.subplots(1, len(results), figsize=(3.9 * len(results), 3.2), squeeze=False, sharey=True)
     for ax, r in zip(axes[0], results, strict=True):
-        s = r.scores
+        s = _test(r.scores)
         for i, method in enumerate(methods):
             for basis, ls in (("neurons", "-"), ("residual stream", ":")):
                 d = s[(s["method"] == method) & (s["basis"] == basis)].groupby("k")[metric].mean()
@@ -419,17 +446,18 @@ def plot_k(results: Sequence[BroadResult], methods: Sequence[str], metric: str =
     return fig
 
 
-def caption_k(results: Sequence[BroadResult], method: str, k: int) -> str:
+def caption_k(results: Sequence[BroadResult], k: int) -> str:
     """Caption of :func:`plot_k`, with the claim's numbers."""
     parts = []
     for r in results:
-        pair = paired_scores(r.scores, f"{method} k={k}", "single unit")
+        pair = chosen_pair(r.scores, k)
         parts.append(
             f"{r.model} (layer {r.layer}, {r.sample['positions']:,} positions): best single neuron "
-            f"{pair['single unit'].mean():.2f}, {method} at k = {k} {pair[f'{method} k={k}'].mean():.2f}"
+            f"{pair['single'].mean():.2f}, best {k}-neuron combination {pair['combination'].mean():.2f}"
         )
     return (
         "Average precision for each bigram over every token position of held-out text (its test-split contexts and "
         "ordinary text), mean over bigrams, against the number of neurons k of the probe trained on the balanced "
-        "task; the residual stream of the same layer dotted. " + "; ".join(parts) + "."
+        "task; the residual stream of the same layer dotted. The claim's numbers, with the single neuron and the "
+        "combination chosen per bigram on the validation split's broad sample: " + "; ".join(parts) + "."
     )
