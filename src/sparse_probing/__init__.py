@@ -19,12 +19,14 @@ Shape suffixes used throughout the package:
 __version__ = "0.1.0"
 
 
-def _escape_tables() -> None:
+def _table_defaults() -> None:
     """Tables rendered with pandas' Styler (every table of the book) escape their cells as HTML: dataset text, a
-    user's own included, is shown as text, never run as markup or script."""
+    user's own included, is shown as text, never run as markup or script. Numbers without a format of their own show
+    three decimals (not pandas' six)."""
     import pandas as pd
 
     pd.set_option("styler.format.escape", "html")
+    pd.set_option("styler.format.precision", 3)
 
 
-_escape_tables()
+_table_defaults()

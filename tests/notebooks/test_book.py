@@ -158,8 +158,9 @@ def test_intro_opens_with_the_generated_verdict_table(smoke_book):
             '<section id="what-sparse-probing-asks">'
         )[0]
         assert "<table" in section
-        n_rows = len(glance.strip().splitlines()) - 2
+        n_rows = len([line for line in glance.splitlines() if line.startswith("| ")]) - 1  # less the header
         assert section.count("<strong>") >= n_rows  # every claim's verdict, in bold
+        assert "How each claim is measured" in section
 
 
 def test_a_users_csv_runs_through_a_chapter_by_parameter(tmp_path):
@@ -181,7 +182,7 @@ def test_a_users_csv_runs_through_a_chapter_by_parameter(tmp_path):
     assert out == tmp_path / "run" / "01_methods.ipynb"
     record = json.loads((tmp_path / "run" / "results" / "01_methods.json").read_text())
     assert list(record["spec"]["datasets"]) == [str(path)]
-    assert record["spec"]["datasets"][str(path)].startswith(f"{path}-smoke-v1-")
+    assert record["spec"]["datasets"][str(path)].startswith(f"{path.name}-file-v1-")  # named by the file, not its path
 
 
 def chapter_page_problems(page_html: str) -> list[str]:

@@ -28,6 +28,7 @@ def evidence(**kw):
         minimal_effect=0.03,
         minimal_effect_source="half the paper's gain",
         mde=0.02,
+        estimator="one split",
         n_tasks=10,
         min_test_positives=40,
     )
@@ -158,10 +159,11 @@ def test_prose_helpers_say_what_the_numbers_say():
 def test_markdown_table_links_chapters_and_never_prints_an_empty_table():
     claims = [evidence(chapter="03_superposition").to_dict(), evidence(min_test_positives=3).to_dict()]
     md = verdict_markdown(verdict_table([{"name": "x", "metrics": {"claims": claims}}]))
-    tally, table = md.strip().split("\n\n")
+    tally, table, how_title, how = md.strip().split("\n\n")
     assert tally == "**2 claims:** reproduced 1; inconclusive 1."
+    assert how_title == "**How each claim is measured.**" and how.count("- *c*: m;") == 2
     lines = table.splitlines()
-    assert len(lines) == 4 and lines[0].startswith("| claim | paper | measure | minimal effect |")
+    assert len(lines) == 4 and lines[0] == "| claim | paper | minimal effect | ours (95% CI) | MDE | verdict |"
     assert "{doc}`executed/03_superposition`" in lines[2] and "**reproduced**" in lines[2]
     assert "**inconclusive**" in lines[3]
     assert "no verdict" in verdict_markdown(verdict_table([]))

@@ -384,13 +384,14 @@ TABLE_COLUMNS = (
 )
 """The columns of :func:`verdict_table`."""
 
-GLANCE_COLUMNS = ("claim", "paper", "measure", "minimal effect", "ours (95% CI)", "MDE", "estimator", "verdict")
-"""The columns of the "results at a glance" table on the book's first page (the verdict cell carries its reason)."""
+GLANCE_COLUMNS = ("claim", "paper", "minimal effect", "ours (95% CI)", "MDE", "verdict")
+"""The columns of the "results at a glance" table on the book's first page (the verdict cell carries its reason);
+each claim's measure and estimator follow the table as a list."""
 
 
 def verdict_markdown(table: pd.DataFrame, *, link: bool = True) -> str:
     """The "results at a glance" table as MyST markdown (chapter names as page links when ``link``), preceded by
-    the tally of verdicts.
+    the tally of verdicts and followed by each claim's measure and estimator.
 
     With no claims recorded it says so in one sentence instead of printing an empty table.
     """
@@ -413,7 +414,13 @@ def verdict_markdown(table: pd.DataFrame, *, link: bool = True) -> str:
     rows = [
         "| " + " | ".join(str(row[c]).replace("|", "/") for c in GLANCE_COLUMNS) + " |" for _, row in cells.iterrows()
     ]
-    return f"**{len(table)} claims:** {tally}.\n\n" + "\n".join([header, rule, *rows]) + "\n"
+    how = [
+        f"- *{row['claim']}*: {row['measure']}; {row['estimator']}."
+        for _, row in table.iterrows()
+        if row["estimator"] != "-"
+    ]
+    notes = "\n\n**How each claim is measured.**\n\n" + "\n".join(how) if how else ""
+    return f"**{len(table)} claims:** {tally}.\n\n" + "\n".join([header, rule, *rows]) + notes + "\n"
 
 
 def _evidence_line(ev: ClaimEvidence) -> str:
