@@ -89,3 +89,16 @@ def test_residual_stream_entries_have_the_residual_width(tiny_model, toy_dataset
     expected = cache["blocks.1.hook_resid_post"][0, 1:].mean(0).numpy()
     row = int(np.flatnonzero(acts.examples["doc"].to_numpy() == 0)[0])
     np.testing.assert_allclose(acts.layer(1)[row].astype(np.float32), expected, atol=2e-3, rtol=2e-3)
+
+
+def test_broad_study_reads_every_scorer_on_both_samples_including_the_optimal_probe(tiny_model):
+    from sparse_probing.chapters.broad import broad_study, choose
+
+    r = broad_study(tiny_model, "paper_compound_words", "smoke", methods=("mean_diff", "optimal"), ks=(1, 2),
+                    corpus_documents=4, residual=False, min_positives=2, max_length=64, optimal_time_limit=2.0)  # fmt: skip
+    scorers = set(r.scores["scorer"])
+    assert {"single unit", "mean_diff k=2", "optimal k=1", "optimal k=2", "random basis, single direction",
+            "current token", "bigram one-hot (ceiling)"} <= scorers  # fmt: skip
+    assert set(r.scores["sample"]) == {"val", "test"} and r.sample["validation"]["positions"] > 0
+    chosen = choose(r.scores, 2)
+    assert set(chosen["scorer"]) <= {"mean_diff k=2", "optimal k=2"}

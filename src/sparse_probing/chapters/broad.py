@@ -113,11 +113,14 @@ def broad_study(
     n_top: int = 20,
     seed: int = 0,
     cache_batch: int = 32,
+    optimal_time_limit: float = 10.0,
 ) -> BroadResult:
     """Train the scorers of the module docstring on ``family``'s balanced tasks and read them on the broad sample.
 
     ``layers`` are the layers of the cache entry to read (pass the chapter's, so the entry is shared);
-    ``early_layers`` those among which the layer is chosen (default: the first third of the model).
+    ``early_layers`` those among which the layer is chosen (default: the first third of the model). ``methods`` may
+    include ``optimal`` (its gamma chosen on the validation rows, each solve limited to ``optimal_time_limit``
+    seconds; slow: left out of the chapter's default).
     """
     from sklearn.metrics import roc_auc_score
 
@@ -183,7 +186,9 @@ def broad_study(
                 ("single unit", "single_neuron", 1, single.dense_coef(D), single.intercept, int(single.support[0]))
             ]
             for method in methods:
-                for fit in fit_method(method, X[tr], y_tr, list(ks), random_state=seed):
+                extra = {"time_limit": optimal_time_limit} if method == "optimal" else {}
+                fits = fit_method(method, X[tr], y_tr, list(ks), random_state=seed, validation=(X[va], y_va), **extra)
+                for fit in fits:
                     found.append((f"{method} k={fit.k}", method, fit.k, fit.dense_coef(D), fit.intercept, -1))
             if R is not None:
                 (rot,) = fit_method("single_neuron", X[tr] @ R, y_tr, [1], validation=(X[va] @ R, y_va))
