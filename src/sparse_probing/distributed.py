@@ -72,7 +72,7 @@ from .activations import (
 )
 from .datasets.base import ProbingDataset
 from .models import LoadedModel, ModelSpec, load_model
-from .paths import file_sha256, inside
+from .paths import file_sha256, inside, open_new
 
 __all__ = [
     "SCHEDULER_ENV",
@@ -376,8 +376,7 @@ def _write_atomically(path: Path, write: Callable[[Any], None]) -> None:
     """Write ``path`` through a uniquely named temporary sibling, fsync it, then rename it into place."""
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
-        with os.fdopen(fd, "wb") as fh:
+        with open_new(tmp) as fh:
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())

@@ -25,6 +25,7 @@ import hashlib
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "CACHE_ENV",
@@ -41,6 +42,7 @@ __all__ = [
     "inside",
     "links_inside",
     "model_cache_dir",
+    "open_new",
     "published_results_dir",
     "scratch_results_dir",
     "torch_threads",
@@ -163,6 +165,12 @@ def inside(root: str | Path, *parts: str) -> Path:
     return path
 
 
+def open_new(path: str | Path) -> Any:
+    """A new file opened for binary writing, created exclusively and never through a link (``FileExistsError`` if
+    anything, a link included, is already at ``path``)."""
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644), "wb")
+
+
 def write_file(path: str | Path, data: str | bytes) -> None:
     """Write ``data`` to ``path`` through a fresh file that never follows a link: a link (or file) already at the
     temporary name is removed first, the file is created exclusively without following links, and it is renamed
@@ -171,8 +179,7 @@ def write_file(path: str | Path, data: str | bytes) -> None:
     tmp = path.with_name(path.name + ".tmp")
     if tmp.is_symlink() or tmp.exists():
         tmp.unlink()
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
-    with os.fdopen(fd, "wb") as fh:
+    with open_new(tmp) as fh:
         fh.write(data.encode() if isinstance(data, str) else data)
     os.replace(tmp, path)
 

@@ -218,7 +218,7 @@ def verdict_and_reason(evidence: ClaimEvidence | Mapping[str, Any]) -> tuple[Ver
     ev = _as_evidence(evidence)
     if not ev.parts:
         return _leaf(ev)
-    verdicts = [_leaf(p)[0] if not p.parts else verdict_and_reason(p)[0] for p in ev.parts]
+    verdicts = [verdict_and_reason(p)[0] for p in ev.parts]
     counts = Counter(verdicts)
     why = ", ".join(f"{n} part{'s' if n > 1 else ''} {v}" for v, n in counts.items())
     return combine(verdicts), why
