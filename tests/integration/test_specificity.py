@@ -102,3 +102,23 @@ def test_broad_study_reads_every_scorer_on_both_samples_including_the_optimal_pr
     assert set(r.scores["sample"]) == {"val", "test"} and r.sample["validation"]["positions"] > 0
     chosen = choose(r.scores, 2)
     assert set(chosen["scorer"]) <= {"mean_diff k=2", "optimal k=2"}
+
+
+def test_token_matched_auc_separates_context_from_token_detectors():
+    from sparse_probing.analysis.specificity import token_matched_auc
+
+    rng = np.random.default_rng(0)
+    token = rng.integers(0, 30, 4000)
+    inside = rng.random(4000) < 0.3
+    detector = token + 0.01 * rng.standard_normal(4000)  # fires on token ids, whatever the context
+    assert token_matched_auc(detector, inside, token)["auc"] == pytest.approx(0.5, abs=0.03)
+    context = inside + 0.1 * rng.standard_normal(4000)
+    out = token_matched_auc(context, inside, token)
+    assert out["auc"] > 0.99 and out["tokens"] == 30
+    from sklearn.metrics import roc_auc_score
+
+    one = token_matched_auc(context, inside, np.zeros(4000, dtype=int))  # one token: the plain ROC-AUC
+    assert one["auc"] == pytest.approx(roc_auc_score(inside, context))
+    assert np.isnan(token_matched_auc([1.0, 2.0], [True, False], [1, 2])["auc"])  # no token on both sides
+    with pytest.raises(ValueError, match="one value per position"):
+        token_matched_auc([1.0], [True, False], [1, 2])

@@ -1,4 +1,4 @@
-"""The monosemantic-neuron chapter: its config, the thirds, and the two claims built from small synthetic tables."""
+"""The context-neuron chapter: its config, the thirds, the per-class rule and the four claims from synthetic tables."""
 
 from __future__ import annotations
 
@@ -20,12 +20,16 @@ from sparse_probing.chapters import monosemantic as mono
         ({"layers": [0, 2]}, "has no parameter 'layers'"),
         ({"layers_per_third": 0}, "layers_per_third must be at least 1"),
         ({"n_documents": {"syntax": 50}}, "not probed"),
-        ({"max_tasks": {"factual": 0}}, "max_tasks values"),
+        ({"max_tasks": {"factual": 0}}, "not probed"),
+        ({"max_tasks": {"paper_code": 0}}, "max_tasks values"),
         ({"surface_baselines": ["unigram"]}, "unknown surface baselines"),
         ({"surface_baselines": ["embedding"]}, "embedding baseline"),
-        ({"claim_metric": "mcc"}, "must be one of"),
-        ({"ablation_classes": {"syntax": ["x"]}}, "ablation_classes names families"),
+        ({"case_classes": {"syntax": ["x"]}}, "case_classes names families"),
+        ({"ablation_families": ["syntax"]}, "ablation_families names families"),
+        ({"ablation_families": ["paper_factual"]}, "fact families"),
         ({"n_ablation_texts": 1}, "n_ablation_texts"),
+        ({"n_folds": 1}, "n_folds must be at least 2"),
+        ({"n_checked_neurons": 0}, "n_checked_neurons"),
         ({"n_boot": 2.5}, "must be int"),
     ],
 )
@@ -36,11 +40,11 @@ def test_config_refuses_bad_parameters(params: dict, message: str) -> None:
 
 def test_config_freezes_values_and_keeps_null_layers() -> None:
     config = mono.MonosemanticConfig.from_params(
-        layers_per_third=None, ablation_classes={"paper_code": ["code_python"]}, max_lengths={"paper_code": 64}
+        layers_per_third=None, case_classes={"paper_code": ["code_python"]}, max_lengths={"paper_code": 64}
     )
     assert config.layers_per_third is None
-    assert config.ablation_classes["paper_code"] == ("code_python",)
-    assert config.context_length("paper_code") == 64 and config.context_length("factual") == 128
+    assert config.case_classes["paper_code"] == ("code_python",)
+    assert config.context_length("paper_code") == 64 and config.context_length("paper_factual") == 128
     assert mono.MonosemanticConfig.from_params(layers_per_third=4).to_dict()["layers_per_third"] == 4
 
 
@@ -52,123 +56,141 @@ def test_searched_layers_spread_over_each_third() -> None:
     assert mono.searched_layers(30, 1) == (0, 10, 20)
 
 
-def test_thirds_by_relative_depth() -> None:
+def test_thirds_and_depth() -> None:
     thirds = [mono.third_of(x, 30) for x in (0, 9, 10, 19, 20, 29)]
     assert thirds == ["first", "first", "middle", "middle", "last", "last"]
     assert [mono.third_of(x, 6) for x in range(6)] == ["first"] * 2 + ["middle"] * 2 + ["last"] * 2
     assert [mono.third_of(x, 2) for x in range(2)] == ["first", "last"]  # no middle third
     with pytest.raises(ValueError, match="outside"):
         mono.third_of(6, 6)
+    np.testing.assert_allclose(mono.relative_depth([0, 3, 5], 6), [0.0, 0.6, 1.0])
     assert mono.is_primary("paper_code") and not mono.is_primary("code_language")
+    assert mono.is_factual("paper_factual") and not mono.is_factual("paper_code")
 
 
-def _summary(middle_gain: float, *, n: int = 20, primary: int = 10, test_positives: int = 40, seed: int = 0):
-    """Synthetic per-class summary: the middle third beats the better outer third by ``middle_gain`` (plus noise)."""
+def test_a_two_valued_feature_gives_one_task() -> None:
+    nan = np.nan
+    tasks = {
+        "gender=female": np.array([1.0, 0.0, nan, 1.0]),
+        "gender=male": np.array([0.0, 1.0, nan, 0.0]),
+        "sport=a": np.array([1.0, 0.0, 0.0]),
+        "sport=b": np.array([0.0, 1.0, 0.0]),
+        "sport=c": np.array([0.0, 0.0, 1.0]),
+        "is_alive": np.array([1.0, 0.0, 1.0, 0.0]),
+    }
+    kept = mono._one_per_binary_feature(tasks)
+    assert sorted(kept) == ["gender=female", "is_alive", "sport=a", "sport=b", "sport=c"]
+
+
+def _summary(
+    n: int = 20, *, f1: float = 0.95, dense: float = 0.96, token: float = 0.6, token_auc: float = 0.8,
+    depth: float = 0.5, test_positives: int = 40, kind: str = "context", seed: int = 0,
+) -> pd.DataFrame:  # fmt: skip
+    """Synthetic per-class summary with the columns the claims read."""
     rng = np.random.default_rng(seed)
-    first = rng.uniform(0.6, 0.8, n)
-    last = rng.uniform(0.6, 0.8, n)
-    middle = np.maximum(first, last) + middle_gain + rng.normal(0, 0.01, n)
+    family = "paper_factual" if kind == "fact" else "natural_language"
     return pd.DataFrame(
         {
-            "family": ["paper_code"] * primary + ["code_language"] * (n - primary),
+            "family": family,
             "task": [f"t{i}" for i in range(n)],
-            "primary": [True] * primary + [False] * (n - primary),
-            "status": "ok",
+            "class": [f"t{i}" for i in range(n)],
+            "primary": kind == "fact",
+            "kind": kind,
+            "status": np.where(test_positives >= 30, "ok", mono.INCONCLUSIVE),
             "test_positives": test_positives,
-            "f1_test": middle,
-            "first_f1": first,
-            "middle_f1": middle,
-            "last_f1": last,
-            "first_roc_auc": 0.9,
-            "middle_roc_auc": np.where(middle_gain > 0, 0.97, 0.9),
-            "last_roc_auc": 0.9,
-            "surface_f1": middle - 0.2,
-            "dense_f1": 0.95,
+            "f1_test": f1 + rng.normal(0, 0.01, n),
+            "f1_test_sd": 0.02,
+            "roc_auc_test": 0.97,
+            "dense_f1": dense,
             "random_basis_f1": 0.5,
             "control_f1": 0.1,
+            "token_f1": token,
+            "bag_of_tokens_f1": token,
+            "token_auc": token_auc + rng.normal(0, 0.01, n),
+            "depth": np.clip(depth + rng.normal(0, 0.02, n), 0, 1),
+            "layer": 15,
+            "neuron": np.arange(n),
         }
     )
 
 
-def test_middle_contrast_takes_the_better_outer_third() -> None:
-    s = _summary(0.1)
-    c = mono.middle_contrast(s, "f1")
-    np.testing.assert_allclose(c["outer"], np.maximum(s["first_f1"], s["last_f1"]))
-    np.testing.assert_allclose(c["diff"], s["middle_f1"] - c["outer"])
-    # no middle third (two-layer model): no contrast, no claim
-    assert mono.middle_contrast(s.assign(middle_f1=np.nan), "f1").empty
-    assert mono.middle_layers_claim(s.assign(middle_f1=np.nan), n_boot=50) is None
+def test_context_neuron_rule_needs_all_three_conditions() -> None:
+    s = _summary(4).assign(f1_test=0.95, token_auc=0.8)
+    s.loc[1, "f1_test"] = 0.80  # far below dense
+    s.loc[2, "token_f1"] = 0.99  # the current token does better
+    s.loc[3, "token_auc"] = 0.55  # a token detector
+    assert mono.context_neurons(s).tolist() == [1.0, 0.0, 0.0, 0.0]
+    assert mono.context_neurons(s.assign(token_auc=np.nan)).tolist() == [0.0] * 4  # no control: not counted
+    assert mono.context_neurons(s.assign(kind="fact")).isna().all()
 
 
-def test_middle_claim_verdict_follows_the_data() -> None:
-    good = mono.middle_layers_claim(_summary(0.1), n_boot=200, power=1.0, false_positive_rate=0.25)
-    assert good is not None and len(good.parts) == 2
-    assert good.parts[0].claim.endswith("(paper's data)") and good.parts[0].n_tasks == 10
-    assert good.estimate == pytest.approx(good.parts[0].estimate)
-    assert good.surface_margin is not None and good.surface_margin[1] > 0
-    assert "0/10/0 of 10" in good.control and "0.25" in good.control
-    assert verdict(good) == "reproduced"
-    bad = mono.middle_layers_claim(_summary(-0.1), n_boot=200, power=1.0)
-    assert bad is not None and bad.ci_high < 0
-    assert verdict(bad) == "differs"  # the outer thirds do better: the opposite of the paper
-    assert bad.minimal_effect == mono.MIN_MIDDLE and bad.mde is not None and bad.mde > 0
-    small = mono.middle_layers_claim(_summary(0.01), n_boot=200)
-    assert small.ci_high < mono.MIN_MIDDLE and verdict(small) == "not reproduced"  # smaller than the paper's
-    few = mono.middle_layers_claim(_summary(0.1, test_positives=12), n_boot=200, power=1.0)
-    assert verdict(few) == "inconclusive"  # no class is conclusive: all enter, flagged by their test positives
+def test_existence_claim_can_say_yes_and_no() -> None:
+    yes = mono.existence_claim(_summary(), n_boot=200)
+    assert yes.estimate == pytest.approx(1.0) and verdict(yes) == "reproduced"
+    no = mono.existence_claim(_summary(token_auc=0.5), n_boot=200)
+    assert no.estimate == 0.0 and no.ci_high < mono.MIN_SHARE and verdict(no) == "not reproduced"
+    assert "0 of 20 classes" in no.control
+    few = mono.existence_claim(_summary(5), n_boot=200)
+    assert verdict(few) == "inconclusive"  # five classes are not a sample
+    thin = mono.existence_claim(_summary(test_positives=12), n_boot=200)
+    assert verdict(thin) == "inconclusive"
+    assert mono.existence_claim(_summary(kind="fact"), n_boot=50) is None
+    calibrated = mono.existence_claim(_summary(), n_boot=50, dedicated_calibration=(0.9, 0.25))
+    assert "power 0.90" in calibrated.control and "0.25" in calibrated.control
 
 
-def test_self_built_families_enter_the_middle_claim_only_when_conclusive() -> None:
-    s = _summary(0.1)
-    s.loc[~s["primary"], ["status", "test_positives"]] = (mono.INCONCLUSIVE, 9)
-    s.loc[~s["primary"], "middle_f1"] -= 0.5  # the inconclusive self-built classes would sink the verdict
-    ev = mono.middle_layers_claim(s, n_boot=200, power=1.0)
-    assert ev is not None and not ev.parts and ev.n_tasks == 10 and ev.min_test_positives == 40
-    assert ev.measure.endswith("on the paper's data") and verdict(ev) == "reproduced"
-    s.loc[~s["primary"], ["status", "test_positives"]] = ("ok", 40)
-    both = mono.middle_layers_claim(s, n_boot=200, power=1.0)
-    assert both is not None and len(both.parts) == 2 and verdict(both) == "differs in part"
+def test_depth_claim_inside_at_the_edge_and_outside_the_middle() -> None:
+    middle = mono.depth_claim(_summary(depth=0.5), 30, n_boot=200)
+    assert middle.estimate == pytest.approx(1 / 6, abs=0.01) and verdict(middle) == "reproduced"
+    edge = mono.depth_claim(_summary(depth=0.35), 30, n_boot=200)
+    assert 0 < edge.ci_low and edge.ci_high < mono.MIN_DEPTH and verdict(edge) == "not reproduced"
+    early = mono.depth_claim(_summary(depth=0.1), 30, n_boot=200)
+    assert early.ci_high < 0 and verdict(early) == "differs"
+    assert mono.depth_claim(_summary(), 2) is None  # no middle third
+    compound = {"mean": 0.1, "low": 0.05, "high": 0.15, "n": 21, "deepest": 0.34}
+    assert "compound words" in mono.depth_claim(_summary(), 30, n_boot=50, compound=compound).control
 
 
-def test_middle_claim_leaves_out_inconclusive_classes_and_needs_no_parts_for_one_kind() -> None:
-    s = _summary(0.1, primary=0)
-    s.loc[0, "status"] = mono.INCONCLUSIVE
-    s.loc[0, "test_positives"] = 5
-    ev = mono.middle_layers_claim(s, n_boot=100, power=1.0)
-    assert ev is not None and not ev.parts
-    assert ev.n_tasks == len(s) - 1 and ev.min_test_positives == 40
+def test_factual_claim_against_the_name_tokens() -> None:
+    above = mono.factual_claim(_summary(12, kind="fact", f1=0.85, token=0.7), n_boot=200)
+    assert above.estimate == pytest.approx(0.15, abs=0.02) and verdict(above) == "reproduced"
+    below = mono.factual_claim(_summary(12, kind="fact", f1=0.6, token=0.75), n_boot=200)
+    assert verdict(below) == "differs"
+    assert mono.factual_claim(_summary(kind="fact").drop(columns="bag_of_tokens_f1"), n_boot=50) is None
+    assert mono.factual_claim(_summary(), n_boot=50) is None  # no fact classes
 
 
-def _effects(target_gain: float, *, n_texts: int = 32, n_cases: int = 2, seed: int = 0) -> pd.DataFrame:
+def _ablation(n: int = 10, *, effect: float = 0.5, q95: float = 0.05, n_target: int = 30, seed: int = 0):
     rng = np.random.default_rng(seed)
-    rows = []
-    cases = [("natural_language", "fr"), ("paper_code", "code_python")] + [("data_source", f"s{i}") for i in range(8)]
-    for family, cls in cases[:n_cases]:
-        for group in ("target", "other"):
-            for t in range(n_texts):
-                loss = 3.0 + rng.normal(0, 0.1)
-                gain = target_gain if group == "target" else 0.0
-                rows.append((family, cls, 1, True, group, t, loss, loss * (1 + gain + rng.normal(0, 0.002))))
-                if group == "target":
-                    rows.append((family, cls, 7, False, group, t, loss, loss * (1 + rng.normal(0, 0.002))))
-    df = pd.DataFrame(rows, columns=["family", "class", "neuron", "chosen", "group", "text", "loss", "ablated"])
-    return df.assign(delta=df["ablated"] - df["loss"])
+    e = effect + rng.normal(0, 0.05, n)
+    return pd.DataFrame({
+        "family": "natural_language", "class": [f"c{i}" for i in range(n)], "layer": 10, "neuron": np.arange(n),
+        "n_target": n_target, "n_other": n_target, "clean_loss": 3.0, "effect": e, "effect_attr": e * 0.95,
+        "effect_zero_attr": e * 1.2, "layer_q95": q95, "percentile": 99.0, "middle_layer": 12,
+        "middle_neuron": 3, "middle_effect_attr": 0.01, "middle_percentile": 50.0,
+    })  # fmt: skip
 
 
-def test_ablation_claim_verdict_follows_the_data() -> None:
-    two = mono.ablation_claim(_effects(0.02), n_boot=200)
-    assert two.ci_low > 0 and two.n_tasks == 2 and verdict(two) == "inconclusive"  # two cases are not a sample
-    specific = mono.ablation_claim(_effects(0.02, n_cases=9), n_boot=200)
-    assert specific.estimate == pytest.approx(2.0, abs=0.2)  # percent of the clean loss
-    assert specific.ci_low > 0 and specific.n_tasks == 9 and specific.min_test_positives == 32
-    assert "random neurons" in specific.control and specific.mde > 0
-    assert verdict(specific) == "reproduced"
-    flat = mono.ablation_claim(_effects(0.0, n_cases=9), n_boot=200)
-    assert flat.ci_low <= 0 <= flat.ci_high
-    # no effect, and the CI excludes the minimal effect: smaller than the paper's
-    assert flat.ci_high < mono.MIN_ABLATION and verdict(flat) == "not reproduced"
-    few = mono.ablation_claim(_effects(0.02, n_texts=8), n_boot=200)
-    assert few.min_test_positives == 8 and verdict(few) == "inconclusive"
+def test_ablation_claim_counts_classes_against_their_layer() -> None:
+    check = pd.DataFrame({"exact": [0.1, 0.2, 0.3, 0.0], "estimate": [0.11, 0.19, 0.31, 0.01]})
+    good = mono.ablation_claim(_ablation(), check, n_boot=200)
+    assert len(good.parts) == 2 and verdict(good) == "reproduced"
+    assert "10 of 10 classes above" in good.control and "r = 1.00" in good.control
+    flat = mono.ablation_claim(_ablation(effect=0.0), n_boot=200)
+    assert verdict(flat) in ("not reproduced", "differs")
+    crowded = mono.ablation_claim(_ablation(q95=0.6), n_boot=200)  # effect real, but common in its layer
+    assert verdict(crowded.parts[0]) == "reproduced" and verdict(crowded.parts[1]) == "differs"
+    assert verdict(crowded) == "differs in part"
+    few = mono.ablation_claim(_ablation(n_target=12), n_boot=200)
+    assert few.min_test_positives == 12 and verdict(few) == "inconclusive"
+    assert mono.ablation_claim(pd.DataFrame()) is None
+
+
+def test_percent_effect_is_own_minus_other() -> None:
+    delta = np.array([[0.3, 0.0], [0.3, 0.0], [0.0, 0.0], [0.0, 0.3]])
+    loss = np.full(4, 3.0)
+    target = np.array([True, True, False, False])
+    np.testing.assert_allclose(mono._pct_effect(delta, loss, target), [10.0, -5.0])
 
 
 def test_doc_labels_for_categorical_and_binary_tasks() -> None:
@@ -180,26 +202,30 @@ def test_doc_labels_for_categorical_and_binary_tasks() -> None:
     assert mono._doc_label({"code_c": 1}, "code_python") is None
 
 
+def test_compound_depth_reads_the_superposition_record() -> None:
+    record = {
+        "name": "03_superposition",
+        "spec": {"layers": [0, 1, 2, 10]},
+        "metrics": {"n_layers": 31, "summary": [
+            {"family": "paper_compound_words", "any_layer": 1}, {"family": "paper_compound_words", "any_layer": 2},
+            {"family": "other", "any_layer": 30},
+        ]},
+    }  # fmt: skip
+    out = mono.compound_depth([record], n_boot=50)
+    assert out["n"] == 2 and out["mean"] == pytest.approx(0.05) and out["deepest"] == pytest.approx(1 / 3)
+    assert mono.compound_depth([{"name": "02_ground_truth", "metrics": {}}]) is None
+
+
 def _result() -> mono.MonosemanticResult:
-    """A small synthetic result: two families, a 6-layer model, one ablated case."""
+    """A small synthetic result: a context family and a fact family, a 6-layer model, ablated classes."""
     config = mono.MonosemanticConfig.from_params(
-        families=["paper_code", "code_language"], ablation_classes={"paper_code": ["t0"]}, n_boot=50
-    )
-    summary = _summary(0.1, n=5, primary=2).assign(
-        **{
-            "class": [f"t{i}" for i in range(5)],
-            "layer": [2, 3, 0, 4, 2],
-            "neuron": [1, 2, 3, 4, 5],
-            "f1_test_low": 0.5,
-            "f1_test_high": 1.0,
-            "roc_auc_test": [0.97, 0.9, 0.96, 0.8, 0.99],
-            "roc_auc_test_low": 0.7,
-            "roc_auc_test_high": 1.0,
-            "surface_baseline": "bag_of_tokens",
-            "surface_roc_auc": 0.8,
-        }
-    )
-    summary["dedicated"] = summary["roc_auc_test"] >= 0.95
+        families=["paper_factual", "natural_language"], case_classes={"natural_language": ["t0"]}, n_boot=50,
+        ablation_families=["natural_language"],
+    )  # fmt: skip
+    ctx = _summary(10).assign(layer=[2, 3, 0, 4, 2, 3, 3, 2, 5, 1])
+    summary = pd.concat([_summary(4, kind="fact"), ctx], ignore_index=True)
+    summary["middle_layer"], summary["middle_neuron"] = 2, 1
+    summary["context_neuron"] = mono.context_neurons(summary)
     per_layer = pd.DataFrame(
         [
             {"family": f, "task": t, "class": t, "layer": layer, "roc_auc_test": 0.7 + 0.04 * layer}
@@ -208,62 +234,55 @@ def _result() -> mono.MonosemanticResult:
         ]
     )
     cases = pd.DataFrame(
-        [{"family": "paper_code", "task": "t0", "class": "t0", "layer": 2, "neuron": 1, "raises": True}]
+        [{"family": "natural_language", "task": "t0", "class": "t0", "layer": 2, "neuron": 0, "raises": True}]
     )
     rng = np.random.default_rng(0)
     hist = pd.DataFrame(
-        {"family": "paper_code", "class": "t0", "activation": rng.normal(size=40), "in_class": np.arange(40) < 10}
+        {"family": "natural_language", "class": "t0", "activation": rng.normal(size=40), "in_class": np.arange(40) < 10}
     )
     top = pd.DataFrame(
-        {"family": "paper_code", "class": "t0", "activation": [2.0, 1.5], "text": ["a", "b"], "labels": "t0"}
+        {"family": "natural_language", "class": "t0", "activation": [2.0, 1.5], "text": ["a", "b"], "labels": "t0"}
     )
-    effects = _effects(0.02, n_texts=6).query("family == 'paper_code'").reset_index(drop=True)
-    from sparse_probing.analysis.ablation import ablation_specificity
-
-    stats = ablation_specificity(effects.assign(text=effects["text"]), 1, n_boot=50)
-    ablation = pd.DataFrame(
-        [{"family": "paper_code", "class": "code_python", "layer": 2, "neuron": 1, "random_neurons": [7],
-          "n_target_texts": 6, "clean_loss": 3.0, **stats}]
-    )  # fmt: skip
-    timings = pd.DataFrame([{"family": "paper_code", "dataset": "paper_code-x", "examples": 10, "tasks": 2}])
+    check = pd.DataFrame({"family": "natural_language", "class": "c0", "layer": 10, "neuron": [0, 5, 6],
+                          "chosen": [True, False, False], "exact": [0.5, 0.0, 0.01], "estimate": [0.48, 0.0, 0.02]})  # fmt: skip
+    timings = pd.DataFrame(
+        [{"family": "natural_language", "dataset": "natural_language-x", "examples": 10, "tasks": 2}]
+    )
     return mono.MonosemanticResult(
         config=config, model_identity="m", n_layers=6, d_mlp=8, layers=tuple(range(6)), per_layer=per_layer,
-        summary=summary, cases=cases, case_activations=hist, top_texts=top, effects=effects, ablation=ablation,
-        timings=timings,
+        summary=summary, cases=cases, case_activations=hist, top_texts=top, ablation=_ablation(),
+        effects=pd.DataFrame(), attribution_check=check, timings=timings,
     )  # fmt: skip
 
 
 def test_tables_captions_and_findings_from_a_synthetic_result() -> None:
     result = _result()
     fam = mono.family_table(result)
-    assert list(fam["family"]) == ["paper_code", "code_language"]
-    assert list(fam["dedicated"]) == ["1/2", "2/3"] and fam.notna().all().all()
-    cls = mono.class_table(result, n=4)
-    assert len(cls) == 4 and list(cls["family"][:2]) == ["paper_code", "paper_code"]
-    assert "(" in cls["ROC-AUC (95% CI)"][0]
-    thirds = mono.thirds_table(result)
-    assert list(thirds["dedicated middle"]) == [2, 3]  # middle_roc_auc 0.97 for every class
-    assert not thirds.isna().any().any()
+    assert list(fam["family"]) == ["paper_factual", "natural_language"]
+    assert list(fam["context neurons"]) == ["-", "10/10"]
+    cls = mono.class_table(result)
+    assert len(cls) == 14 and list(cls["family"][:4]) == ["paper_factual"] * 4
+    assert set(cls["context neuron"]) == {"-", "yes"}
+    depth = mono.depth_table(result)
+    assert depth["first third"].sum() + depth["middle third"].sum() + depth["last third"].sum() == 14
     table = mono.ablation_table(result)
-    assert len(table) == 1 and table["texts"][0] == 6
-    assert "reliably higher" in mono.caption_thirds(result)
-    assert "middle third for 3" in mono.caption_layers(result)  # layers 2, 3, 2 are the middle of six
-    assert "1 of 1 neurons are specific" in mono.caption_ablation(result)
-    text = mono.findings(result, result.claims(power=1.0))
-    assert "Depth, the paper's data: the middle third is reliably higher" in text and "Ablation" in text
+    assert len(table) == 10 and table["texts"][0] == "30 + 30"
+    assert len(mono.attribution_check_table(result)) == 3
+    assert "10 of 10 classes exceed" in mono.caption_ablation(result)
+    assert "Mean depth of the 10 context classes" in mono.caption_depth(result)
+    assert "`t0` F1" in mono.caption_cases(result)
     claims = result.claims(power=1.0)
     assert [c.claim for c in claims] == [
-        "monosemantic neurons in middle layers",
+        "context neurons exist",
+        "context neurons lie in the middle layers",
+        "single neurons decode facts about people",
         "ablating a context neuron raises the loss on its context",
     ]
+    text = mono.findings(result, claims)
+    assert "10 of 10 classes have a context neuron" in text and "Context neurons exist" in text
     metrics = result.metrics(claims)
-    assert metrics["claims"][0]["parts"][0]["claim"].endswith("(paper's data)")
-    for fig in (
-        mono.plot_layers(result),
-        mono.plot_thirds(result),
-        mono.plot_cases(result),
-        mono.plot_ablation(result),
-    ):
+    assert len(metrics["claims"][3]["parts"]) == 2 and len(metrics["depth"]) == 2
+    for fig in (mono.plot_layers(result), mono.plot_depth(result), mono.plot_cases(result), mono.plot_ablation(result)):
         assert fig.axes
     assert len(mono.top_text_tables(result)) == 1
 
@@ -275,8 +294,3 @@ def test_dedicated_calibration_reads_the_ground_truth_record() -> None:
     }
     assert mono.dedicated_calibration([record]) == (1.0, 0.25)
     assert mono.dedicated_calibration([{"name": "06_survey", "metrics": {}}]) == (None, None)
-
-
-def test_middle_layer_claim_states_the_dedicated_calibration_it_does_not_use() -> None:
-    bad = mono.middle_layers_claim(_summary(-0.1), n_boot=200, dedicated_calibration=(1.0, 0.25))
-    assert "not where in depth it lies" in bad.control and "power 1.00, false-positive rate up to 0.25" in bad.control

@@ -1,9 +1,18 @@
-"""Does the model use a neuron? Next-token loss with the neuron ablated (zero, mean or resampled), per text, and how
-specific the loss increase is to the neuron's own context."""
+"""Does the model use a neuron? Next-token loss with the neuron ablated (zero or mean), per text, and how specific the
+loss increase is to the neuron's own context.
+
+:func:`ablation_effect` runs the ablation exactly (one forward pass per neuron and group of texts).
+:func:`attribution_effects` estimates it for every neuron of some layers at once (attribution patching, Nanda 2023;
+Syed et al. 2023): the first-order change of each text's loss when a neuron is moved from its activation to a
+value ``v`` is ``sum over positions of dL/da * (v - a)``, so one forward and one backward pass per batch of texts give
+the estimate for every neuron, for mean and zero ablation alike. It serves as the null distribution a chosen neuron is
+ranked against; check it against :func:`ablation_effect` on a sample.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -12,7 +21,7 @@ import torch
 
 from ..models import LoadedModel
 
-__all__ = ["ablation_effect", "ablation_specificity"]
+__all__ = ["AttributionEffects", "ablated_losses", "ablation_effect", "ablation_specificity", "attribution_effects"]
 
 
 def _mean_losses(model: LoadedModel, texts: Sequence[str], max_length: int, hooks: list, batch_size: int) -> np.ndarray:
@@ -33,6 +42,29 @@ def _mean_losses(model: LoadedModel, texts: Sequence[str], max_length: int, hook
     return np.concatenate(out)
 
 
+def ablated_losses(
+    model: LoadedModel,
+    layer: int,
+    values: dict[int, float],
+    texts: Sequence[str],
+    *,
+    max_length: int = 128,
+    batch_size: int = 8,
+) -> np.ndarray:
+    """Mean next-token loss per text with each neuron of ``values`` (at ``blocks.{layer}.mlp.hook_post``) set to its
+    value at every position."""
+    if model.tokenizer.pad_token is None:
+        model.tokenizer.pad_token = model.tokenizer.eos_token
+    index = torch.tensor(sorted(values), dtype=torch.long)
+    fill = torch.tensor([values[int(i)] for i in index.tolist()])
+
+    def ablate(acts: torch.Tensor, hook: Any) -> torch.Tensor:
+        acts[..., index] = fill.to(acts.dtype)
+        return acts
+
+    return _mean_losses(model, texts, max_length, [(f"blocks.{layer}.mlp.hook_post", ablate)], batch_size)
+
+
 def ablation_effect(
     model: LoadedModel,
     layer: int,
@@ -42,13 +74,15 @@ def ablation_effect(
     max_length: int = 128,
     batch_size: int = 8,
     mode: str = "zero",
+    values: dict[int, float] | None = None,
 ) -> pd.DataFrame:
     """Loss increase per text when one neuron is ablated, for each neuron and each group of texts.
 
     ``mode="zero"`` sets the neuron to 0 (the paper's ablation); ``mode="mean"`` sets it to its mean activation
     over every token of all the given texts (a neuron whose resting value is far from 0 is then not mistaken for
-    an important one). Returns one row per (neuron, group, text): ``loss`` (clean), ``ablated``,
-    ``delta = ablated - loss`` and ``mode``. Compare the group the neuron is said to encode with the others, and
+    an important one), or to ``values[neuron]`` when given (e.g. the means of :func:`attribution_effects`, so the
+    exact and the estimated ablation move the neuron to the same value). Returns one row per (neuron, group, text):
+    ``loss`` (clean), ``ablated``, ``delta = ablated - loss`` and ``mode``. Compare the group the neuron is said to encode with the others, and
     with random neurons of the same layer (:func:`ablation_specificity` gives the CIs over texts).
     """
     if mode not in ("zero", "mean"):
@@ -56,25 +90,110 @@ def ablation_effect(
     if model.tokenizer.pad_token is None:
         model.tokenizer.pad_token = model.tokenizer.eos_token
     name = f"blocks.{layer}.mlp.hook_post"
-    values = {int(n): 0.0 for n in neurons}
-    if mode == "mean":
+    if values is not None:
+        missing = sorted(set(int(n) for n in neurons) - set(values))
+        if missing:
+            raise ValueError(f"values has no entry for neurons {missing}: give one value per ablated neuron.")
+        values = {int(n): float(values[int(n)]) for n in neurons}
+    elif mode == "zero":
+        values = {int(n): 0.0 for n in neurons}
+    else:
         all_texts = [t for group_texts in texts.values() for t in group_texts]
-        values = _mean_activations(model, name, list(values), all_texts, max_length, batch_size)
+        values = _mean_activations(model, name, [int(n) for n in neurons], all_texts, max_length, batch_size)
     rows = []
     for group, group_texts in texts.items():
         clean = _mean_losses(model, group_texts, max_length, [], batch_size)
         for neuron in neurons:
-
-            def zero(acts: torch.Tensor, hook: Any, neuron: int = int(neuron)) -> torch.Tensor:
-                acts[..., neuron] = values[neuron]
-                return acts
-
-            ablated = _mean_losses(model, group_texts, max_length, [(name, zero)], batch_size)
+            ablated = ablated_losses(model, layer, {int(neuron): values[int(neuron)]}, group_texts,
+                                     max_length=max_length, batch_size=batch_size)  # fmt: skip
             for j in range(len(group_texts)):
                 rows.append({"neuron": int(neuron), "group": group, "text": j, "loss": clean[j], "ablated": ablated[j]})
     df = pd.DataFrame(rows)
     df["delta"] = df["ablated"] - df["loss"]
     return df.assign(mode=mode)
+
+
+@dataclass(frozen=True, eq=False)
+class AttributionEffects:
+    """First-order loss changes of mean and zero ablation for every neuron of some layers, per text."""
+
+    loss: np.ndarray
+    """Clean mean next-token loss per text, (T,)."""
+    mean: dict[int, np.ndarray]
+    """Layer -> mean activation of each neuron over every token of the texts, (d_mlp,)."""
+    grad_sum: dict[int, np.ndarray]
+    """Layer -> per text, the sum over positions of dL/da, (T, d_mlp)."""
+    grad_act: dict[int, np.ndarray]
+    """Layer -> per text, the sum over positions of dL/da * a, (T, d_mlp)."""
+
+    def delta(self, layer: int, mode: str = "mean") -> np.ndarray:
+        """Estimated loss change per text and neuron, (T, d_mlp), when each neuron alone is set to its mean
+        (``mode="mean"``) or to 0 (``mode="zero"``) at every position."""
+        if mode == "mean":
+            return self.mean[layer][None, :] * self.grad_sum[layer] - self.grad_act[layer]
+        if mode == "zero":
+            return -self.grad_act[layer]
+        raise ValueError(f"mode must be 'mean' or 'zero', got {mode!r}.")
+
+
+def attribution_effects(
+    model: LoadedModel, layers: Sequence[int], texts: Sequence[str], *, max_length: int = 128, batch_size: int = 8
+) -> AttributionEffects:
+    """Attribution patching of every neuron of ``layers`` (``blocks.{l}.mlp.hook_post``) on every text: one forward
+    and one backward pass per batch. The mean used for mean ablation is taken over every real token of ``texts``
+    (pass the same value to :func:`ablation_effect` through ``values`` to compare)."""
+    if not texts:
+        raise ValueError("texts is empty: pass the texts to attribute the loss on.")
+    layers = sorted({int(x) for x in layers})
+    bad = [x for x in layers if not 0 <= x < model.n_layers]
+    if bad:
+        raise ValueError(f"layers {bad} are not layers of this {model.n_layers}-layer model.")
+    tok = model.tokenizer
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    names = {f"blocks.{x}.mlp.hook_post": x for x in layers}
+    losses: list[np.ndarray] = []
+    g_sum = {x: [] for x in layers}
+    g_act = {x: [] for x in layers}
+    a_sum = {x: torch.zeros(model.d_mlp, dtype=torch.float64) for x in layers}
+    count = 0.0
+    for i in range(0, len(texts), batch_size):
+        enc = tok(list(texts[i : i + batch_size]), return_tensors="pt", padding=True, truncation=True,
+                  max_length=max_length)  # fmt: skip
+        ids, mask = enc["input_ids"], enc["attention_mask"]
+        kept: dict[int, torch.Tensor] = {}
+
+        def keeper(layer: int, kept: dict[int, torch.Tensor] = kept) -> Any:
+            def keep(acts: torch.Tensor, hook: Any) -> torch.Tensor:
+                acts = acts.detach().requires_grad_(True)
+                kept[layer] = acts
+                return acts
+
+            return keep
+
+        with torch.enable_grad():
+            logits = model.bridge.run_with_hooks(ids, attention_mask=mask, return_type="logits",
+                                                 fwd_hooks=[(n, keeper(x)) for n, x in names.items()])  # fmt: skip
+            logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+            nll = -logp.gather(-1, ids[:, 1:, None])[..., 0]
+            m = mask[:, 1:].float()
+            per_text = (nll * m).sum(1) / m.sum(1).clamp(min=1)
+            grads = torch.autograd.grad(per_text.sum(), [kept[x] for x in layers])
+        real = mask.bool()
+        for x, g in zip(layers, grads, strict=True):
+            a = kept[x].detach().double()
+            g = g.double() * real[..., None]
+            g_sum[x].append(g.sum(1).numpy())
+            g_act[x].append((g * a).sum(1).numpy())
+            a_sum[x] += a[real].sum(0)
+        count += float(real.sum())
+        losses.append(per_text.detach().numpy())
+    return AttributionEffects(
+        loss=np.concatenate(losses),
+        mean={x: (a_sum[x] / max(count, 1.0)).numpy() for x in layers},
+        grad_sum={x: np.concatenate(g_sum[x]) for x in layers},
+        grad_act={x: np.concatenate(g_act[x]) for x in layers},
+    )
 
 
 def _mean_activations(

@@ -15,6 +15,8 @@ answered on the text distribution itself.
   positions costs one partial forward pass and a few megabytes, not an all-position cache.
 * :func:`specificity` scores one scorer against one label over all positions: average precision, precision at the
   number of targets, and the share of non-target positions where the probe fires at its own threshold.
+* :func:`token_matched_auc` asks whether a unit responds to a context rather than to tokens frequent in it: its
+  activation on the *same token ids* inside the context against outside it.
 * :func:`top_positions` lists a unit's most activating positions with the token marked, the way the field shows a
   polysemantic neuron.
 """
@@ -37,6 +39,7 @@ __all__ = [
     "build_broad_sample",
     "readout",
     "specificity",
+    "token_matched_auc",
     "top_positions",
 ]
 
@@ -224,3 +227,32 @@ def top_positions(sample: BroadSample, score: np.ndarray, target: np.ndarray, *,
         rows.append({"rank": rank, "score": float(score[r]), "target": bool(target[r]),
                      "token_text": sample.texts[d][start:end], "snippet": sample.snippet(int(r))})  # fmt: skip
     return pd.DataFrame(rows, columns=["rank", "score", "target", "token_text", "snippet"])
+
+
+def token_matched_auc(score: Any, inside: Any, token: Any) -> dict[str, float]:
+    """ROC-AUC of ``score`` for ``inside`` (a position lies in the context) computed only between positions holding
+    the same token id: the share of (inside, outside) pairs with equal tokens where the inside position scores
+    higher (ties count a half). 0.5 when the unit only tracks which tokens occur; near 1 when it fires on any token
+    of the context more than on the same token elsewhere (a context neuron, not a token detector).
+
+    Returns ``auc``, ``pairs`` (matched pairs) and ``tokens`` (token ids seen on both sides); ``auc`` is NaN when no
+    token id occurs on both sides."""
+    s = np.asarray(score, dtype=np.float64)
+    y = np.asarray(inside, dtype=bool)
+    t = np.asarray(token)
+    if not s.shape == y.shape == t.shape or s.ndim != 1:
+        raise ValueError(
+            f"score, inside and token need one value per position, got shapes {s.shape}, {y.shape}, {t.shape}"
+        )
+    df = pd.DataFrame({"s": s, "y": y, "t": t})
+    g = df.groupby("t", sort=False)
+    df["r"] = g["s"].rank(method="average")
+    per = (
+        df.assign(ry=df["r"] * df["y"]).groupby("t", sort=False).agg(n=("y", "size"), n1=("y", "sum"), r1=("ry", "sum"))
+    )
+    per = per[(per["n1"] > 0) & (per["n1"] < per["n"])]
+    pairs = (per["n1"] * (per["n"] - per["n1"])).to_numpy(dtype=np.float64)
+    if pairs.sum() == 0:
+        return {"auc": float("nan"), "pairs": 0.0, "tokens": 0.0}
+    u = (per["r1"] - per["n1"] * (per["n1"] + 1) / 2).to_numpy(dtype=np.float64)
+    return {"auc": float(u.sum() / pairs.sum()), "pairs": float(pairs.sum()), "tokens": float(len(per))}

@@ -1,29 +1,34 @@
-"""Monosemantic neurons in middle layers: the best single neuron of every context, where it sits, and its ablation.
+"""Context neurons: do single neurons detect a context, where in depth, does the model use them, and facts.
 
 Gurnee et al. (2023) find single neurons in the middle layers of Pythia models that each detect one context (a natural
-language, a programming language, a source of text), and show that zeroing such a neuron raises the next-token loss
-on text of its context much more than on other text. This module repeats both tests.
+language, a programming language, a source of text) with F1 near 1, show that zeroing such a neuron raises the
+next-token loss on text of its context much more than on other text, and probe facts about people named in text.
+This module tests four claims, each through :mod:`sparse_probing.analysis.verdicts`:
 
-Per family (the paper's ``paper_code``, and ``paper_factual`` where the budget allows, are the primary evidence; the
-self-built ``natural_language``, ``code_language``, ``data_source`` and ``factual`` are secondary) and per class (one
-binary task, the class against the rest):
+* **existence**: the share of context classes (one context against the others of its family) that have a *context
+  neuron*: a single neuron whose cross-validated F1 is within :data:`NEAR_DENSE` of the dense probe on every neuron,
+  above the current-token baseline, and that passes a token-controlled test: on held-out text its activation on a
+  token inside the context exceeds its activation on the *same token id* outside it
+  (:func:`~sparse_probing.analysis.specificity.token_matched_auc` >= :data:`MIN_TOKEN_AUC`), so a detector of tokens
+  frequent in the context is not counted;
+* **depth**: how far inside the middle third of the network the mean relative depth of the layer chosen on
+  validation lies (an unbiased estimand: no maximum over noisy test scores), CI over classes;
+* **factual**: the best single neuron's F1 on the paper's Wikidata properties minus a probe on the name's own tokens;
+* **ablation**: every conclusive class of the document-level families has its chosen neuron mean-ablated on held-out
+  texts of its class and of other classes (zero ablation beside it); the loss increase on its own texts minus other
+  texts is compared with the same quantity for every neuron of its layer, estimated by attribution patching
+  (:func:`~sparse_probing.analysis.ablation.attribution_effects`, checked exactly on a sample).
 
-* at every probed layer the exhaustively searched best single neuron (:class:`~sparse_probing.probes.
-  SingleNeuronProbe`: every neuron's sign and threshold fitted on train, the neuron chosen on validation ROC-AUC),
-  with test F1 (bootstrap interval over documents) and test ROC-AUC;
-* the layer chosen on validation ROC-AUC over all probed layers, and separately inside each third of the network;
-  at the chosen layer the test ROC-AUC gets a bootstrap interval over documents and is read as *dedicated* by
-  :func:`~sparse_probing.analysis.statistics.is_dedicated` (ROC-AUC >= 0.95);
-* baselines at the chosen layer: a dense probe on every neuron, the same exhaustive 1-sparse search in Haar-random
-  bases (``random_basis``), on shuffled training labels (``control``), and the best surface baseline of
-  :mod:`sparse_probing.analysis.surface` (bag of tokens and current token by default), chosen on validation;
-* for a few classes (``ablation_classes``) the chosen neuron's activations, the texts that excite it most, and the
-  loss increase when it is set to zero on held-out texts of its class, of the other classes, and for random neurons
-  of the same layer (:func:`sparse_probing.analysis.ablation.ablation_effect`).
+Scores are cross-validated (:func:`~sparse_probing.splits.grouped_cv`: grouped K-fold, layer and neuron chosen on
+each fold's validation rows, every document tested once), so every self-built class reaches 30 test positives
+without more caching. Baselines at each fold's chosen layer: the dense probe, the same exhaustive 1-sparse search in
+Haar-random bases (``random_basis``) and on shuffled labels (``control``), and the surface baselines of
+:mod:`sparse_probing.analysis.surface` (current token; bag of tokens, a ceiling for document contexts and the
+name-token baseline for facts). The case neuron of a class (case studies, token control, ablation) is the one chosen
+in fold 0; its held-out texts are documents that fold 0 neither trained nor validated on.
 
-:func:`run` returns a :class:`MonosemanticResult` of tidy tables; :func:`middle_layers_claim` and
-:func:`ablation_claim` turn them into the chapter's two :class:`~sparse_probing.analysis.verdicts.ClaimEvidence`
-records.
+:func:`run` returns a :class:`MonosemanticResult` of tidy tables; :meth:`MonosemanticResult.claims` gives the
+:class:`~sparse_probing.analysis.verdicts.ClaimEvidence` records.
 """
 
 from __future__ import annotations
@@ -32,21 +37,19 @@ import time
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.metrics import roc_auc_score
 
 from ..analysis.statistics import (
     bootstrap_statistic,
     is_dedicated,
     mde_from_interval,
     minimal_detectable_effect,
-    paired_bootstrap,
 )
-from ..analysis.verdicts import ClaimEvidence, describe_difference, format_ci
+from ..analysis.verdicts import ClaimEvidence, format_ci
 from ._config import ChapterConfig, ConfigError
 
 __all__ = [
@@ -57,25 +60,31 @@ __all__ = [
     "MonosemanticResult",
     "ablation_claim",
     "ablation_table",
+    "attribution_check_table",
     "caption_ablation",
     "caption_cases",
+    "caption_depth",
     "caption_layers",
-    "caption_thirds",
     "class_table",
+    "compound_depth",
+    "context_neurons",
     "dedicated_calibration",
+    "depth_claim",
+    "depth_table",
+    "existence_claim",
+    "factual_claim",
     "family_table",
     "findings",
+    "is_factual",
     "is_primary",
-    "middle_contrast",
-    "middle_layers_claim",
     "plot_ablation",
     "plot_cases",
+    "plot_depth",
     "plot_layers",
-    "plot_thirds",
+    "relative_depth",
     "run",
     "searched_layers",
     "third_of",
-    "thirds_table",
     "top_text_tables",
 ]
 
@@ -83,18 +92,48 @@ CHAPTER = "04_monosemantic"
 THIRDS: tuple[str, ...] = ("first", "middle", "last")
 INCONCLUSIVE = "inconclusive"
 """Status of a class with fewer test positives than :attr:`MonosemanticConfig.min_test_positives`."""
+FACTUAL_FAMILIES: tuple[str, ...] = ("paper_factual", "factual")
+"""Families whose classes are properties of a named person, not contexts."""
 
-PAPER_MIDDLE = (
-    "single neurons in middle layers detect a context (e.g. Pythia-70M L3 N609 French; Pythia-1B L10 N3855 "
-    "Python, L6 N3108 Go), F1 near 1"
+PAPER_EXISTENCE = (
+    "single neurons detect one context with F1 near 1 (Pythia-70M L3 N609 French; Pythia-1B L10 N3855 Python, "
+    "L6 N3108 Go; Pythia-6.9B L8 N1816 patents)"
 )
+MIN_SHARE = 0.25
+"""Minimal effect of interest of the existence claim: the share of context classes with a context neuron."""
+MIN_SHARE_SOURCE = (
+    "the paper shows context neurons for the languages, code languages and text sources it probes, as typical "
+    "cases; under a quarter of the classes would make them a curiosity of a few contexts, not a property of the "
+    "model"
+)
+NEAR_DENSE = 0.05
+"""A context neuron's cross-validated F1 is at least the dense probe's minus this."""
+MIN_TOKEN_AUC = 0.6
+"""A context neuron's token-matched ROC-AUC (same token ids inside against outside the context) is at least this."""
+
+PAPER_DEPTH = (
+    "context neurons lie in the middle layers (relative depth 0.60 for French in Pythia-70M, 0.67 for Python and "
+    "0.40 for Go in Pythia-1B: mean 0.56)"
+)
+MIN_DEPTH = 0.05
+"""Minimal effect of interest of the depth claim: the mean relative depth lies this far inside the middle third."""
+MIN_DEPTH_SOURCE = (
+    "the paper's three examples have a mean relative depth of 0.56, 0.11 inside the middle third's edge; half of "
+    "that is the least that is not 'at the edge of the middle third'"
+)
+
+PAPER_FACTUAL = (
+    "single neurons decode facts about a named person (gender; sport, where 'football' neurons are general sport "
+    "neurons; is_alive about 0.88 F1 in Pythia-6.9B)"
+)
+MIN_FACTUAL = 0.05
+"""Minimal effect of interest of the factual claim: F1 of the best single neuron above the name-token probe."""
+MIN_FACTUAL_SOURCE = (
+    "a neuron that reads a fact rather than the name must beat a probe on the name's own tokens (a first-name "
+    "probe alone decodes gender); 0.05 F1 is the smallest margin the paper's F1 tables resolve"
+)
+
 PAPER_ABLATION = "zeroing a context neuron raises the loss on text of its context much more than on other text"
-MIN_MIDDLE = 0.05
-"""Minimal effect of interest of the middle-layer advantage (test F1 or ROC-AUC of the best single neuron)."""
-MIN_MIDDLE_SOURCE = (
-    "the paper's context neurons sit in middle layers with F1 near 1.0 (Pythia-70M L3 N609 French; Pythia-1B "
-    "L10 N3855 Python, L6 N3108 Go); an advantage of the middle third under 0.05 would not single out the middle"
-)
 MIN_ABLATION = 0.1
 """Minimal effect of interest of the ablation: % of the clean loss, own context minus other text."""
 MIN_ABLATION_SOURCE = (
@@ -102,12 +141,25 @@ MIN_ABLATION_SOURCE = (
     "over; one neuron of thousands raising its context's loss by 0.1% of the clean loss more than elsewhere is "
     "the smallest effect we would call specific"
 )
-ESTIMATOR = "one grouped 70/15/15 split, layer chosen on validation within each third; paired bootstrap over classes"
+ESTIMATOR = (
+    "grouped K-fold cross-validation (layer and neuron chosen on each fold's validation rows, every document "
+    "tested once); bootstrap over classes"
+)
 
 
 def is_primary(family: str) -> bool:
     """The paper's own datasets (``paper_*``) are the primary evidence; self-built families are secondary."""
     return family.startswith("paper_")
+
+
+def is_factual(family: str) -> bool:
+    """Families of facts about named people (:data:`FACTUAL_FAMILIES`); every other family holds contexts."""
+    return family in FACTUAL_FAMILIES
+
+
+def relative_depth(layer: Any, n_layers: int) -> Any:
+    """``layer / (n_layers - 1)``: 0 for the first layer, 1 for the last."""
+    return np.asarray(layer, dtype=float) / max(n_layers - 1, 1)
 
 
 def third_of(layer: int, n_layers: int) -> str:
@@ -138,47 +190,53 @@ def searched_layers(n_layers: int, per_third: int | None = None) -> tuple[int, .
 
 @dataclass(frozen=True)
 class MonosemanticConfig(ChapterConfig):
-    """Parameters of the monosemantic-neuron chapter (one field per notebook parameter)."""
+    """Parameters of :func:`run` (the chapter notebook's parameter cell)."""
 
     model: str = "smollm2-135m"
     """Model name for :func:`sparse_probing.models.load_model`."""
     variant: str = "default"
-    """Dataset size variant (``smoke`` or ``default``)."""
-    families: tuple[str, ...] = ("paper_code", "natural_language", "code_language", "data_source", "factual")
-    """Families probed; ``paper_*`` families are the primary evidence, the others secondary."""
+    """Dataset size variant."""
+    families: tuple[str, ...] = ("paper_code", "paper_factual", "natural_language", "code_language", "data_source")
+    """Families probed; ``paper_*`` are the primary evidence. ``paper_factual`` and ``factual`` hold facts, the
+    others contexts. A dataset file's path probes a user's dataset."""
     max_length: int = 128
-    """Context length in tokens."""
+    """Tokens per document."""
     max_lengths: Mapping[str, int] = field(default_factory=dict)
-    """Per-family context length overriding ``max_length``."""
+    """Family -> context length overriding ``max_length``."""
     n_documents: Mapping[str, int] = field(default_factory=dict)
-    """Per family: cache only the first n documents (families not listed: all)."""
+    """Family -> the first this many documents (all when absent)."""
     max_tasks: Mapping[str, int] = field(default_factory=dict)
-    """Per family: at most this many classes, the most frequent first (families not listed: every class)."""
+    """Family -> at most this many classes, the most frequent first."""
     layers_per_third: int | None = None
-    """Layers searched in each third of the model, evenly spaced from its first to its last layer (None: every
-    layer; see :func:`searched_layers`). Every layer is cached either way."""
+    """Layers searched per third of the model, evenly spaced (None: every layer)."""
+    n_folds: int = 5
+    """Folds of the grouped cross-validation."""
     min_positives: int = 10
-    """A class becomes a task only with at least this many positives and negatives among the examples."""
+    """A class is a task only with this many positives and negatives."""
     min_test_positives: int = 30
-    """A class with fewer test positives is flagged inconclusive and left out of the pooled claims."""
-    claim_metric: Literal["f1", "roc_auc"] = "f1"
-    """Test score compared between thirds in the middle-layer claim (``f1``: the paper's; ``roc_auc``)."""
+    """Fewer test positives (over all folds): the class is inconclusive."""
     surface_baselines: tuple[str, ...] = ("token", "bag_of_tokens")
-    """Surface baselines fitted on every task (best chosen on validation); empty for none."""
+    """Surface baselines (``token`` is the existence rule's hurdle, ``bag_of_tokens`` the factual claim's)."""
     n_rotations: int = 2
-    """Haar-random bases averaged by the random-basis baseline."""
+    """Random bases averaged by the random-basis baseline."""
     n_boot: int = 200
-    """Bootstrap resamples (documents for test scores, classes and texts for the claims)."""
+    """Bootstrap resamples of the claims' intervals."""
     n_top_examples: int = 3
-    """Most-activating texts shown per case-study neuron."""
-    ablation_classes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    """Per document-level family: the classes whose chosen neuron is studied and ablated."""
+    """Most-activating texts per case-study neuron."""
+    case_classes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Family -> classes shown as case studies (activation histogram and top texts)."""
+    ablation_families: tuple[str, ...] = ("paper_code", "natural_language", "code_language", "data_source")
+    """Document-level families whose every conclusive class is ablated."""
     n_ablation_texts: int = 30
-    """Held-out texts per group (the class, the other classes) in the ablation."""
-    n_random_neurons: int = 2
-    """Random neurons of the same layer ablated on the target texts (the baseline)."""
+    """Held-out texts per ablated class (target) and as many of the family's other classes."""
+    n_checked_cases: int = 2
+    """Ablated classes whose attribution estimates are checked by exact ablation."""
+    n_checked_neurons: int = 4
+    """Random neurons of the layer checked exactly in each checked class (beside the chosen one)."""
+    token_control: bool = True
+    """Run the token-controlled test on the context families' held-out documents."""
     seed: int = 0
-    """Seed of the split, the held-out texts, the random neurons, rotations and shuffles."""
+    """Seed of the folds, the held-out texts, the checked neurons, rotations and shuffles."""
 
     def __post_init__(self) -> None:
         need = self.require
@@ -200,6 +258,7 @@ class MonosemanticConfig(ChapterConfig):
                 self.layers_per_third >= 1,
                 f"layers_per_third must be at least 1 (or null), got {self.layers_per_third}",
             )
+        need(self.n_folds >= 2, f"n_folds must be at least 2, got {self.n_folds}")
         need(self.min_positives >= 2, f"min_positives must be at least 2, got {self.min_positives}")
         need(self.min_test_positives >= 1, f"min_test_positives must be at least 1, got {self.min_test_positives}")
         from ..analysis.surface import BASELINES
@@ -210,10 +269,14 @@ class MonosemanticConfig(ChapterConfig):
         need(self.n_rotations >= 1, f"n_rotations must be at least 1, got {self.n_rotations}")
         need(self.n_boot >= 1, f"n_boot must be at least 1, got {self.n_boot}")
         need(self.n_top_examples >= 1, f"n_top_examples must be at least 1, got {self.n_top_examples}")
-        stray = sorted(set(self.ablation_classes) - set(self.families))
-        need(not stray, f"ablation_classes names families that are not probed: {stray}")
+        for name, names in (("case_classes", tuple(self.case_classes)), ("ablation_families", self.ablation_families)):
+            stray = sorted(set(names) - set(self.families))
+            need(not stray, f"{name} names families that are not probed: {stray}; probed: {list(self.families)}")
+        facts = sorted(f for f in self.ablation_families if is_factual(f))
+        need(not facts, f"ablation_families holds fact families {facts}: ablation needs document-level contexts")
         need(self.n_ablation_texts >= 2, f"n_ablation_texts must be at least 2, got {self.n_ablation_texts}")
-        need(self.n_random_neurons >= 1, f"n_random_neurons must be at least 1, got {self.n_random_neurons}")
+        need(self.n_checked_cases >= 0, f"n_checked_cases must be at least 0, got {self.n_checked_cases}")
+        need(self.n_checked_neurons >= 1, f"n_checked_neurons must be at least 1, got {self.n_checked_neurons}")
 
     def context_length(self, family: str) -> int:
         """The context length used for ``family``."""
@@ -231,14 +294,17 @@ class MonosemanticResult:
     layers: tuple[int, ...]
     """The layers searched."""
     per_layer: pd.DataFrame
-    """One row per (family, task, layer): ``class, third, neuron, f1_val, f1_test, f1_test_low, f1_test_high,
-    roc_auc_val, roc_auc_test``."""
+    """One row per (family, task, layer): ``class, third``, the best single neuron's ``f1_test`` and
+    ``roc_auc_test`` (mean over folds; the neuron chosen on each fold's validation rows)."""
     summary: pd.DataFrame
-    """One row per (family, task): ``class, primary, examples, test_positives, status``; the layer chosen on
-    validation (``layer, neuron, n_tied, tied_layer``) with ``f1_test`` (and interval), ``roc_auc_test`` (and
-    interval), ``dedicated``; per third the chosen ``<third>_layer``, ``<third>_f1``, ``<third>_roc_auc``; the
-    baselines at the chosen layer ``dense_*``, ``random_basis_*``, ``control_*`` (f1 and roc_auc) and the best
-    surface baseline ``surface_baseline, surface_f1, surface_roc_auc``."""
+    """One row per (family, task): ``class, primary, kind`` (context or fact), ``examples, test_positives,
+    n_folds, status``; the best single neuron with its layer chosen on validation in each fold: ``f1_test``,
+    ``roc_auc_test`` (means over folds, ``_sd`` their spread), ``chosen_layers`` and ``depth`` (mean relative
+    depth), ``dedicated``; fold 0's choice ``layer, neuron, raises`` and its best middle-third neuron
+    ``middle_layer, middle_neuron``; per third ``<third>_f1`` and ``<third>_roc_auc``; baselines at each fold's
+    chosen layer ``dense_*, random_basis_*, control_*``, the surface baselines ``token_f1``,
+    ``bag_of_tokens_f1`` and the best one ``surface_baseline, surface_f1, surface_roc_auc``; the token-controlled
+    test ``token_auc, token_pairs``; and ``context_neuron`` (:func:`context_neurons`)."""
     cases: pd.DataFrame
     """One row per case study: ``family, task, class, layer, neuron, raises`` (the class raises the neuron)."""
     case_activations: pd.DataFrame
@@ -246,39 +312,41 @@ class MonosemanticResult:
     top_texts: pd.DataFrame
     """Per case study the most extreme examples in the class's direction: ``family, class, activation, text,
     labels``."""
-    effects: pd.DataFrame
-    """Ablation loss increases, one row per (case, neuron, group, text): ``family, class, neuron, chosen, group,
-    text, loss, ablated, delta``."""
     ablation: pd.DataFrame
-    """Per ablated case: ``family, class, layer, neuron, random_neurons, n_target_texts, clean_loss`` and the
-    :func:`~sparse_probing.analysis.ablation.ablation_specificity` summary."""
+    """One row per ablated class: ``family, class, layer, neuron, n_target, n_other, clean_loss``; ``effect`` (exact
+    mean ablation: mean % loss increase on target minus other texts), ``effect_zero_attr`` (zero ablation, attribution
+    estimate), ``effect_attr`` (mean ablation, attribution estimate), ``layer_q95`` and ``percentile`` (the same
+    attribution quantity over every neuron of the layer), ``middle_layer, middle_neuron, middle_effect_attr,
+    middle_percentile`` (the best middle-third neuron)."""
+    effects: pd.DataFrame
+    """Exact mean ablation of each chosen neuron, one row per (class, text): ``family, class, group, text, loss,
+    ablated, delta, pct``."""
+    attribution_check: pd.DataFrame
+    """Exact against estimated effect (% target minus other) for sampled neurons: ``family, class, layer, neuron,
+    chosen, exact, estimate``."""
     timings: pd.DataFrame
-    """Per family: ``dataset`` (versioned key), ``examples``, ``tasks``, ``cache_s``, ``probe_s``."""
+    """Per family: ``dataset`` (versioned key), ``examples``, ``tasks``, ``cache_s``, ``probe_s``, ``control_s``,
+    ``ablation_s``."""
 
     @property
     def datasets(self) -> dict[str, str]:
         return dict(zip(self.timings["family"], self.timings["dataset"], strict=True))
 
-    def claims(self, power: float | None = None, false_positive_rate: float | None = None) -> list[ClaimEvidence]:
-        """The chapter's claims (the middle-layer claim only when the model has a middle third to compare).
-
-        ``power`` and ``false_positive_rate`` are those of the ground-truth chapter's ``dedicated`` diagnostic. They
-        calibrate *finding* a dedicated neuron, not *where in depth* it lies, so the middle-layer claim records them
-        in its control text; its verdict comes from its CI against the minimal effect."""
-        out = []
-        middle = middle_layers_claim(
-            self.summary,
-            metric=self.config.claim_metric,
-            n_boot=self.config.n_boot,
-            seed=self.config.seed,
-            power=None,
-            dedicated_calibration=(power, false_positive_rate),
-        )
-        if middle is not None:
-            out.append(middle)
-        if len(self.effects):
-            out.append(ablation_claim(self.effects, n_boot=self.config.n_boot, seed=self.config.seed))
-        return out
+    def claims(
+        self, power: float | None = None, false_positive_rate: float | None = None, compound: Any = None
+    ) -> list[ClaimEvidence]:
+        """The chapter's claims that apply to this run: existence, depth (when the model has a middle third),
+        factual (when a fact family ran) and ablation (when a class was ablated). ``power`` and
+        ``false_positive_rate`` of the ground-truth chapter's ``dedicated`` diagnostic are quoted in the existence
+        claim's control text; ``compound`` (:func:`compound_depth`) in the depth claim's."""
+        n_boot, seed = self.config.n_boot, self.config.seed
+        out = [
+            existence_claim(self.summary, n_boot=n_boot, seed=seed, dedicated_calibration=(power, false_positive_rate)),
+            depth_claim(self.summary, self.n_layers, n_boot=n_boot, seed=seed, compound=compound),
+            factual_claim(self.summary, n_boot=n_boot, seed=seed),
+            ablation_claim(self.ablation, self.attribution_check, n_boot=n_boot, seed=seed),
+        ]
+        return [c for c in out if c is not None]
 
     def metrics(self, claims: Sequence[ClaimEvidence] = ()) -> dict[str, Any]:
         """Plain values for :func:`sparse_probing.results.save_results`."""
@@ -289,9 +357,10 @@ class MonosemanticResult:
             "d_mlp": self.d_mlp,
             "layers": list(self.layers),
             "summary": self.summary,
-            "middle_contrast": middle_contrast(self.summary, self.config.claim_metric),
-            "thirds": thirds_table(self),
+            "per_layer": self.per_layer,
+            "depth": depth_table(self),
             "ablation": self.ablation,
+            "attribution_check": self.attribution_check,
             "timings": self.timings,
         }
 
@@ -304,192 +373,276 @@ def dedicated_calibration(records: Sequence[Mapping[str, Any]] | None = None) ->
     return calibrated_rates("dedicated", records)
 
 
+def compound_depth(records: Sequence[Mapping[str, Any]] | None = None, *, n_boot: int = 1000) -> dict[str, Any] | None:
+    """Mean relative depth (95% bootstrap interval over bigrams) of the layer at which the superposition chapter
+    decodes the paper's compound words best (``any_layer``, chosen on validation over the layers it searched), with
+    ``n`` bigrams and ``deepest`` (the deepest searched layer, relative); None when that chapter has not run."""
+    if records is None:
+        from ..results import RESULTS_DIR, load_results, results_dir
+
+        dirs = [d for d in (results_dir(), RESULTS_DIR) if d.is_dir()]
+        records = [r for d in dict.fromkeys(dirs) for r in load_results(d)]
+    for record in records:
+        if record.get("name") != "03_superposition":
+            continue
+        m = record.get("metrics") or {}
+        rows = [r for r in m.get("summary") or [] if r.get("family") == "paper_compound_words"]
+        n_layers = m.get("n_layers")
+        layers = [r.get("any_layer") for r in rows if r.get("any_layer") is not None]
+        if not layers or not n_layers:
+            continue
+        d = relative_depth(layers, int(n_layers))
+        ci = bootstrap_statistic(np.mean, d, n_boot=n_boot, random_state=0)
+        searched = (record.get("spec") or {}).get("layers") or layers
+        return {"mean": float(ci["estimate"]), "low": float(ci["low"]), "high": float(ci["high"]), "n": len(d),
+                "deepest": float(relative_depth(max(searched), int(n_layers)))}  # fmt: skip
+    return None
+
+
 # ---------------------------------------------------------------------------------------------- claims (pure)
-def middle_contrast(summary: pd.DataFrame, metric: str = "f1") -> pd.DataFrame:
-    """Per class: the test ``metric`` of the best single neuron in each third (layer chosen on validation inside the
-    third), ``outer`` = the better of the first and last third, and ``diff`` = middle minus outer (positive: the
-    middle third beats both). Classes without a score in the middle third and at least one outer third are left
-    out."""
-    cols = [f"{t}_{metric}" for t in THIRDS]
-    if summary.empty or any(c not in summary.columns for c in cols):
-        return pd.DataFrame(columns=["family", "task", "primary", "status", "middle", "outer", "diff"])
-    out = summary[["family", "task", "primary", "status", "test_positives"]].copy()
-    for t in THIRDS:
-        out[t] = summary[f"{t}_{metric}"].to_numpy(dtype=float)
-    out["outer"] = out[["first", "last"]].max(axis=1, skipna=True)
-    out["diff"] = out["middle"] - out["outer"]
-    return out[np.isfinite(out["diff"])].reset_index(drop=True)
+def context_neurons(summary: pd.DataFrame) -> pd.Series:
+    """Per row of a summary: does the class have a context neuron? Cross-validated F1 within :data:`NEAR_DENSE` of
+    the dense probe, above the current-token baseline (where it ran), and token-matched ROC-AUC >= :data:`MIN_TOKEN_AUC`
+    (a class without a token-controlled test has none). NaN for fact classes."""
+    f1 = summary["f1_test"].to_numpy(dtype=float)
+    near = f1 >= summary["dense_f1"].to_numpy(dtype=float) - NEAR_DENSE
+    token = summary["token_f1"].to_numpy(dtype=float) if "token_f1" in summary else np.full(len(summary), np.nan)
+    above = ~np.isfinite(token) | (f1 > token)
+    auc = summary["token_auc"].to_numpy(dtype=float) if "token_auc" in summary else np.full(len(summary), np.nan)
+    controlled = np.isfinite(auc) & (auc >= MIN_TOKEN_AUC)
+    out = (near & above & controlled).astype(float)
+    return pd.Series(np.where(summary["kind"] == "context", out, np.nan), index=summary.index, name="context_neuron")
 
 
-def _bounded(est: float, low: float, high: float) -> tuple[float, float, float]:
-    return float(est), float(min(low, est)), float(max(high, est))
+def _conclusive(summary: pd.DataFrame, kind: str) -> pd.DataFrame:
+    if summary.empty:
+        return summary
+    rows = summary[summary["kind"] == kind]
+    ok = rows[rows["status"] != INCONCLUSIVE]
+    return ok if len(ok) else rows
 
 
-def middle_layers_claim(
+def _interval(ci: Mapping[str, float]) -> tuple[float, float, float]:
+    est = float(ci["estimate"])
+    return est, float(min(ci["low"], est)), float(max(ci["high"], est))
+
+
+def _min_pos(rows: pd.DataFrame) -> int:
+    return int(rows["test_positives"].min()) if len(rows) else 0
+
+
+def existence_claim(
     summary: pd.DataFrame,
     *,
-    metric: str = "f1",
     n_boot: int = 1000,
     seed: int = 0,
-    power: float | None = None,
-    false_positive_rate: float | None = None,
     dedicated_calibration: tuple[float | None, float | None] | None = None,
 ) -> ClaimEvidence | None:
-    """The claim "monosemantic neurons in middle layers" from a :attr:`MonosemanticResult.summary` table.
-
-    Estimate: the mean over classes of the best single neuron's test ``metric`` in the middle third minus the better
-    of the first and last thirds (:func:`middle_contrast`), with a paired bootstrap over classes; minimal effect
-    :data:`MIN_MIDDLE`, MDE from the per-class differences. Only
-    classes with status ok enter (all classes when none is ok; the claim is then inconclusive by its test
-    positives). The surface margin is the best single neuron (layer chosen on validation) minus the best surface
-    baseline, paired over the same classes. The paper's data drive the record; self-built families enter as a second
-    of two ``parts`` (the top-level numbers stay the paper data's) only when they have conclusive classes, and
-    alone when there is no paper data. None when no class has a middle and an outer third (fewer than three
-    layers). ``dedicated_calibration`` (power, false-positive rate of the ground-truth ``dedicated`` diagnostic) is
-    stated in the control text when given."""
-    contrast = middle_contrast(summary, metric)
-    if contrast.empty:
+    """ "Context neurons exist": the share of conclusive context classes with a context neuron
+    (:func:`context_neurons`), bootstrap over classes, against :data:`MIN_SHARE`. None without context classes."""
+    rows = _conclusive(summary, "context")
+    if rows.empty:
         return None
-    keys = ["family", "task"]
-    full = summary.set_index(keys)
-
-    def part(sub: pd.DataFrame, label: str) -> ClaimEvidence:
-        pb = paired_bootstrap(sub["middle"], sub["outer"], n_boot=n_boot, random_state=seed)
-        idx = pd.MultiIndex.from_frame(sub[keys])
-        best, surface = full.loc[idx, f"{metric}_test"], full.loc[idx, f"surface_{metric}"]
-        margin = None
-        if np.isfinite(surface.to_numpy(dtype=float)).any():
-            sm = paired_bootstrap(best, surface, n_boot=n_boot, random_state=seed)
-            margin = _bounded(sm["mean_diff"], sm["low"], sm["high"])
-        ded = {
-            t: int(is_dedicated(full.loc[idx, f"{t}_roc_auc"].to_numpy(dtype=float)).sum())
-            for t in THIRDS
-            if f"{t}_roc_auc" in full.columns
-        }
-        control = (
-            f"{metric} at the chosen layer: shuffled labels {full.loc[idx, f'control_{metric}'].mean():.2f}, "
-            f"random basis {full.loc[idx, f'random_basis_{metric}'].mean():.2f}, dense "
-            f"{full.loc[idx, f'dense_{metric}'].mean():.2f}; classes with a dedicated neuron (ROC-AUC >= 0.95) in "
-            f"the first/middle/last third: {ded.get('first', 0)}/{ded.get('middle', 0)}/{ded.get('last', 0)} of "
-            f"{len(sub)}"
+    flags = context_neurons(rows).to_numpy(dtype=float)
+    est, low, high = _interval(bootstrap_statistic(np.mean, flags, n_boot=n_boot, random_state=seed))
+    dense_gap = rows["f1_test"].to_numpy(float) - rows["dense_f1"].to_numpy(float)
+    auc = rows["token_auc"].to_numpy(float) if "token_auc" in rows else np.full(len(rows), np.nan)
+    control = (
+        f"{int(np.nansum(flags))} of {len(rows)} classes; single neuron minus dense F1 {np.nanmean(dense_gap):.2f} on "
+        f"average, within {NEAR_DENSE} of dense in {int(np.sum(dense_gap >= -NEAR_DENSE))}; token-matched ROC-AUC "
+        + (
+            f"mean {np.nanmean(auc):.2f}, >= {MIN_TOKEN_AUC} in {int(np.sum(auc >= MIN_TOKEN_AUC))}"
+            if np.isfinite(auc).any()
+            else "not run"
         )
-        if false_positive_rate is not None:
-            control += (
-                f" (the dedicated rule fires on superposed toy features in up to {false_positive_rate:.2f} of studies)"
-            )
-        if dedicated_calibration is not None and dedicated_calibration[0] is not None:
-            dp, dfpr = dedicated_calibration
-            control += (
-                f"; the ground-truth chapter calibrates finding a dedicated neuron (worst-regime power {dp:.2f}"
-                + (f", false-positive rate up to {dfpr:.2f} on superposed toy features" if dfpr is not None else "")
-                + "), not where in depth it lies"
-            )
-        est, low, high = _bounded(pb["mean_diff"], pb["low"], pb["high"])
-        mde = minimal_detectable_effect(sub["middle"].to_numpy(float) - sub["outer"].to_numpy(float))
-        if power is not None:
-            control += f"; calibrated power of the diagnostic {power:.2f}"
-        return ClaimEvidence(
-            claim=f"monosemantic neurons in middle layers{label}",
-            chapter=CHAPTER,
-            measure=f"best single-neuron test {'F1' if metric == 'f1' else 'ROC-AUC'}, middle third minus the "
-            "better outer third (mean over classes)",
-            paper=PAPER_MIDDLE,
-            estimate=est,
-            ci_low=low,
-            ci_high=high,
-            minimal_effect=MIN_MIDDLE,
-            minimal_effect_source=MIN_MIDDLE_SOURCE,
-            mde=float(mde) if np.isfinite(mde) else None,
-            estimator=ESTIMATOR,
-            surface_margin=margin,
-            control=control,
-            n_tasks=len(sub),
-            min_test_positives=int(sub["test_positives"].min()),
+        + f"; random basis {rows['random_basis_f1'].mean():.2f}, shuffled labels {rows['control_f1'].mean():.2f} F1"
+    )
+    if dedicated_calibration is not None and dedicated_calibration[0] is not None:
+        dp, dfpr = dedicated_calibration
+        control += f"; the ground-truth chapter's dedicated rule (ROC-AUC >= 0.95) has worst-regime power {dp:.2f}" + (
+            f" and fires on superposed toy features in up to {dfpr:.2f} of studies" if dfpr is not None else ""
         )
-
-    def conclusive_or_all(rows: pd.DataFrame) -> pd.DataFrame:
-        ok = rows[rows["status"] != INCONCLUSIVE]
-        return ok if len(ok) else rows
-
-    is_primary_row = contrast["primary"].astype(bool)
-    primary = contrast[is_primary_row]
-    secondary = contrast[~is_primary_row & (contrast["status"] != INCONCLUSIVE)]
-    if primary.empty:  # no paper data: the self-built families alone
-        return part(conclusive_or_all(contrast), "")
-    p = part(conclusive_or_all(primary), " (paper's data)")
-    if secondary.empty:  # self-built families without a conclusive class do not enter the verdict
-        return ClaimEvidence(**{**p.to_dict(), "claim": "monosemantic neurons in middle layers",
-                                "measure": p.measure + " on the paper's data"})  # fmt: skip
-    sec = part(secondary, " (self-built families)")
-    top = {**p.to_dict(), "claim": "monosemantic neurons in middle layers", "parts": (p, sec)}
-    top["measure"] = p.measure + " on the paper's data; the self-built families are a second part"
-    return ClaimEvidence(**top)
-
-
-def _percent(effects: pd.DataFrame) -> np.ndarray:
-    """Each row's loss increase in percent of its clean loss."""
-    return 100.0 * effects["delta"].to_numpy(dtype=float) / effects["loss"].to_numpy(dtype=float)
-
-
-def ablation_claim(effects: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0) -> ClaimEvidence:
-    """The claim "ablating a context neuron raises the loss on its context" from :attr:`MonosemanticResult.effects`.
-
-    Estimate: the mean over ablated cases of (mean loss increase on held-out target texts minus mean increase on
-    texts of the other classes) when the chosen neuron is zeroed, each text's increase in percent of its clean loss
-    (so texts and contexts of different difficulty are comparable); CI by a bootstrap over texts
-    (:func:`~sparse_probing.analysis.statistics.bootstrap_statistic`, each text one group); minimal effect
-    :data:`MIN_ABLATION`, MDE from the interval. The control
-    is the chosen neuron minus random neurons of its layer on the same target texts (paired per text).
-    ``min_test_positives`` is the fewest target texts of a case.
-    """
-    chosen = effects[effects["chosen"]].copy()
-    case = (chosen["family"] + "/" + chosen["class"]).to_numpy()
-    is_target = (chosen["group"] == "target").to_numpy()
-    delta = _percent(chosen)
-    text_id = np.array([f"{c}|{g}|{t}" for c, g, t in zip(case, chosen["group"], chosen["text"], strict=True)])
-    cases = sorted(set(case))
-
-    def stat(d: np.ndarray, t: np.ndarray, c: np.ndarray) -> float:
-        diffs = []
-        for name in cases:
-            here = c == name
-            if not (here & t).any() or not (here & ~t).any():
-                return float("nan")
-            diffs.append(d[here & t].mean() - d[here & ~t].mean())
-        return float(np.mean(diffs))
-
-    ci = bootstrap_statistic(stat, delta, is_target, case, groups=text_id, n_boot=n_boot, random_state=seed)
-    est, low, high = _bounded(ci["estimate"], ci["low"], ci["high"])
-    randoms = effects[~effects["chosen"] & (effects["group"] == "target")]
-    base = randoms.assign(pct=_percent(randoms)).groupby(["family", "class", "text"])["pct"].mean()
-    own = chosen[is_target].assign(pct=delta[is_target]).set_index(["family", "class", "text"])["pct"]
-    paired = (own - base.reindex(own.index)).dropna()
-    control = "no random-neuron baseline"
-    if len(paired):
-        rc = bootstrap_statistic(np.mean, paired.to_numpy(), n_boot=n_boot, random_state=seed)
-        control = (
-            "chosen minus random neurons of the same layer on the target texts "
-            + format_ci(*_bounded(rc["estimate"], rc["low"], rc["high"]))
-            + " % of the clean loss"
-        )
-    n_target = chosen[is_target].groupby(["family", "class"])["text"].nunique()
     return ClaimEvidence(
-        claim="ablating a context neuron raises the loss on its context",
+        claim="context neurons exist",
         chapter=CHAPTER,
-        measure="loss increase on held-out target texts minus on other texts (% of the clean loss, mean over cases)",
-        paper=PAPER_ABLATION,
+        measure=f"share of context classes with a context neuron (F1 within {NEAR_DENSE} of dense, above the "
+        f"current token, token-matched ROC-AUC >= {MIN_TOKEN_AUC})",
+        paper=PAPER_EXISTENCE,
         estimate=est,
         ci_low=low,
         ci_high=high,
-        minimal_effect=MIN_ABLATION,
-        minimal_effect_source=MIN_ABLATION_SOURCE,
+        minimal_effect=MIN_SHARE,
+        minimal_effect_source=MIN_SHARE_SOURCE,
         mde=mde_from_interval(low, high),
-        estimator="held-out texts of each ablated class; bootstrap over texts",
+        estimator=ESTIMATOR,
         surface_margin=None,
         control=control,
-        n_tasks=len(cases),
-        min_test_positives=int(n_target.min()) if len(n_target) else 0,
+        n_tasks=len(rows),
+        min_test_positives=_min_pos(rows),
     )
+
+
+def _depth_margin(depths: np.ndarray) -> float:
+    return float(1 / 6 - abs(np.mean(depths) - 0.5))
+
+
+def depth_claim(
+    summary: pd.DataFrame,
+    n_layers: int,
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+    compound: Mapping[str, Any] | None = None,
+) -> ClaimEvidence | None:
+    """ "Context neurons lie in the middle layers": 1/6 minus the distance of the mean relative depth of the chosen
+    layer (over conclusive context classes) from 0.5, i.e. how far inside the middle third the mean lies (negative:
+    outside), bootstrap over classes, against :data:`MIN_DEPTH`. None without context classes or with fewer than
+    three layers."""
+    rows = _conclusive(summary, "context")
+    if rows.empty or n_layers < 3:
+        return None
+    d = rows["depth"].to_numpy(dtype=float)
+    est, low, high = _interval(bootstrap_statistic(_depth_margin, d, n_boot=n_boot, random_state=seed))
+    thirds = pd.Series([third_of(round(x * (n_layers - 1)), n_layers) for x in d]).value_counts()
+    flags = context_neurons(rows).to_numpy(dtype=float) == 1
+    control = (
+        f"mean relative depth {d.mean():.2f}; classes whose depth falls in the first/middle/last third: "
+        f"{thirds.get('first', 0)}/{thirds.get('middle', 0)}/{thirds.get('last', 0)}"
+        + (
+            f"; the {int(flags.sum())} classes with a context neuron: mean depth {d[flags].mean():.2f}"
+            if flags.any()
+            else "; no class has a context neuron"
+        )
+    )
+    if compound:
+        control += (
+            f"; the compound words of the superposition chapter are best decoded at mean depth "
+            f"{format_ci(compound['mean'], compound['low'], compound['high'])} (layers searched to depth "
+            f"{compound['deepest']:.2f})"
+        )
+    return ClaimEvidence(
+        claim="context neurons lie in the middle layers",
+        chapter=CHAPTER,
+        measure="how far inside the middle third the mean relative depth of the best single neuron's layer lies "
+        "(1/6 - |mean depth - 0.5|)",
+        paper=PAPER_DEPTH,
+        estimate=est,
+        ci_low=low,
+        ci_high=high,
+        minimal_effect=MIN_DEPTH,
+        minimal_effect_source=MIN_DEPTH_SOURCE,
+        mde=mde_from_interval(low, high),
+        estimator=ESTIMATOR,
+        surface_margin=None,
+        control=control,
+        n_tasks=len(rows),
+        min_test_positives=_min_pos(rows),
+    )
+
+
+def factual_claim(summary: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0) -> ClaimEvidence | None:
+    """ "Single neurons decode facts about a named person": mean over conclusive properties of the best single
+    neuron's F1 minus the name-token probe's (``bag_of_tokens`` over the name span), paired bootstrap over
+    properties, against :data:`MIN_FACTUAL`. The paper's Wikidata people are used when they ran, else the self-built
+    facts. None without fact classes or without the name-token baseline."""
+    facts = summary[summary["kind"] == "fact"] if len(summary) else summary
+    if facts.empty or "bag_of_tokens_f1" not in facts:
+        return None
+    primary = facts[facts["primary"].astype(bool)]
+    rows = _conclusive(primary if len(primary) else facts, "fact")
+    rows = rows[np.isfinite(rows["bag_of_tokens_f1"].to_numpy(dtype=float))]
+    if rows.empty:
+        return None
+    diff = rows["f1_test"].to_numpy(float) - rows["bag_of_tokens_f1"].to_numpy(float)
+    est, low, high = _interval(bootstrap_statistic(np.mean, diff, n_boot=n_boot, random_state=seed))
+    mde = minimal_detectable_effect(diff)
+    control = (
+        f"F1 of the single neuron {rows['f1_test'].mean():.2f}, the name tokens {rows['bag_of_tokens_f1'].mean():.2f}, "
+        f"dense {rows['dense_f1'].mean():.2f}, random basis {rows['random_basis_f1'].mean():.2f}, shuffled labels "
+        f"{rows['control_f1'].mean():.2f}; the neuron beats the name tokens on {int((diff > 0).sum())} of {len(rows)}"
+    )
+    return ClaimEvidence(
+        claim="single neurons decode facts about people",
+        chapter=CHAPTER,
+        measure="best single neuron's F1 minus a probe on the name's tokens (mean over properties"
+        + (", the paper's Wikidata people)" if rows["primary"].all() else ", self-built facts)"),
+        paper=PAPER_FACTUAL,
+        estimate=est,
+        ci_low=low,
+        ci_high=high,
+        minimal_effect=MIN_FACTUAL,
+        minimal_effect_source=MIN_FACTUAL_SOURCE,
+        mde=float(mde) if np.isfinite(mde) else mde_from_interval(low, high),
+        estimator=ESTIMATOR,
+        surface_margin=None,
+        control=control,
+        n_tasks=len(rows),
+        min_test_positives=_min_pos(rows),
+    )
+
+
+def ablation_claim(
+    ablation: pd.DataFrame, check: pd.DataFrame | None = None, *, n_boot: int = 1000, seed: int = 0
+) -> ClaimEvidence | None:
+    """ "Ablating a context neuron raises the loss on its context", over every ablated class, in two parts:
+
+    * **effect**: the exact mean ablation's loss increase on the class's held-out texts minus on other texts (% of
+      each text's clean loss), mean over classes;
+    * **beyond its layer**: the same quantity estimated by attribution patching for the chosen neuron minus the
+      layer's 95th percentile over all its neurons (a neuron no more specific than one in twenty of its layer does
+      not single out the context).
+
+    Both bootstrap over classes against :data:`MIN_ABLATION`; the verdict combines them. None without ablated
+    classes."""
+    if ablation is None or ablation.empty:
+        return None
+    n = len(ablation)
+    effect = ablation["effect"].to_numpy(dtype=float)
+    beyond = ablation["effect_attr"].to_numpy(dtype=float) - ablation["layer_q95"].to_numpy(dtype=float)
+    passed = int(((beyond > 0) & (effect >= MIN_ABLATION)).sum())
+    control = (
+        f"{passed} of {n} classes above their layer's 95th percentile and the minimal effect; zero ablation "
+        f"(attribution) {np.nanmean(ablation['effect_zero_attr']):.2f}% on average against mean ablation "
+        f"{np.nanmean(effect):.2f}%"
+    )
+    if "middle_percentile" in ablation and np.isfinite(ablation["middle_percentile"].to_numpy(float)).any():
+        mid = ablation["middle_percentile"].to_numpy(float)
+        control += f"; the best middle-third neuron is above its layer's 95th percentile in {int((mid > 95).sum())}"
+    if check is not None and len(check) >= 3:
+        r = np.corrcoef(check["exact"].to_numpy(float), check["estimate"].to_numpy(float))[0, 1]
+        control += f"; attribution against exact ablation on {len(check)} neurons: r = {r:.2f}"
+    n_target = int(ablation["n_target"].min())
+
+    def part(values: np.ndarray, label: str, measure: str) -> ClaimEvidence:
+        est, low, high = _interval(bootstrap_statistic(np.mean, values, n_boot=n_boot, random_state=seed))
+        mde = minimal_detectable_effect(values)
+        return ClaimEvidence(
+            claim=f"ablating a context neuron raises the loss on its context ({label})",
+            chapter=CHAPTER,
+            measure=measure,
+            paper=PAPER_ABLATION,
+            estimate=est,
+            ci_low=low,
+            ci_high=high,
+            minimal_effect=MIN_ABLATION,
+            minimal_effect_source=MIN_ABLATION_SOURCE,
+            mde=float(mde) if np.isfinite(mde) else mde_from_interval(low, high),
+            estimator="held-out texts of every ablated class and as many of other classes; bootstrap over classes",
+            surface_margin=None,
+            control=control,
+            n_tasks=n,
+            min_test_positives=n_target,
+        )
+
+    parts = (
+        part(effect, "effect", "loss increase under mean ablation, own texts minus other texts (% of the clean "
+             "loss, mean over classes)"),
+        part(beyond, "beyond its layer", "attribution estimate of the same for the chosen neuron minus its layer's "
+             "95th percentile (% of the clean loss)"),
+    )  # fmt: skip
+    top = {**parts[0].to_dict(), "claim": "ablating a context neuron raises the loss on its context", "parts": parts}
+    top["measure"] = parts[0].measure + "; and beyond the layer's 95th-percentile neuron"
+    return ClaimEvidence(**top)
 
 
 # ---------------------------------------------------------------------------------------------- running
@@ -497,38 +650,47 @@ def _task_label(task: str, single_feature: bool) -> str:
     return task.split("=", 1)[1] if single_feature and "=" in task else task
 
 
-def _doc_label(labels: Mapping[str, Any], task: str) -> int | None:
-    """1/0 for a document and a task name of :func:`~sparse_probing.study.binary_tasks`; None when unlabelled."""
-    if "=" in task:
-        feature, value = task.split("=", 1)
-        v = labels.get(feature)
-        return None if v is None else int(str(v) == value)
-    v = labels.get(task)
-    return None if v is None else int(v in (1, True, "1", 1.0))
-
-
-def _auc_interval(y: np.ndarray, score: np.ndarray, groups: np.ndarray, n_boot: int, seed: int) -> tuple:
-    def auc(a: np.ndarray, b: np.ndarray) -> float:
-        return float(roc_auc_score(a, b)) if np.unique(a).size == 2 else float("nan")
-
-    ci = bootstrap_statistic(auc, y, score, groups=groups, n_boot=n_boot, random_state=seed)
-    return ci["estimate"], ci["low"], ci["high"]
+def _one_per_binary_feature(tasks: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Drop the second task of a feature with exactly two values (``gender=female`` / ``gender=male`` label the
+    same rows oppositely: one question, not two)."""
+    by_feature: dict[str, list[str]] = {}
+    for name in tasks:
+        if "=" in name:
+            by_feature.setdefault(name.split("=", 1)[0], []).append(name)
+    drop = set()
+    for names in by_feature.values():
+        if len(names) == 2:
+            a, b = (tasks[n] for n in names)
+            same_rows = np.array_equal(np.isfinite(a), np.isfinite(b))
+            if same_rows and np.array_equal(a[np.isfinite(a)], 1 - b[np.isfinite(b)]):
+                drop.add(sorted(names)[1])
+    return {k: v for k, v in tasks.items() if k not in drop}
 
 
 @dataclass
 class _Family:
     acts: Any
-    split: Any
+    folds: list[Any]
     tasks: dict[str, np.ndarray]
     summary: pd.DataFrame
     per_layer: pd.DataFrame
     timing: dict[str, Any]
 
 
+def _quiet_sweep(*args: Any, **kwargs: Any) -> pd.DataFrame:
+    from ..probes import run_sweep
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        res = run_sweep(*args, n_boot=0, progress=False, **kwargs)
+    return res[res["error"].isna()] if "error" in res.columns else res
+
+
 def _probe_family(config: MonosemanticConfig, lm: Any, family: str, layers: Sequence[int]) -> _Family:
     from ..analysis.surface import best_surface, surface_baselines
-    from ..probes import ProbeSpec, SingleNeuronProbe, run_sweep
-    from ..study import best_layer, best_single_neurons, binary_tasks, cache_for, split_examples
+    from ..probes import ProbeSpec
+    from ..splits import grouped_cv
+    from ..study import best_layer, best_single_neurons, binary_tasks, cache_for
 
     t0 = time.perf_counter()
     acts = cache_for(
@@ -538,80 +700,31 @@ def _probe_family(config: MonosemanticConfig, lm: Any, family: str, layers: Sequ
     t1 = time.perf_counter()
     ex = acts.examples
     first = acts.features[0] if acts.features else None
-    split = split_examples(ex, stratify=first if first and ex[first].notna().all() else None, seed=config.seed)
-    tasks = binary_tasks(ex, min_positives=config.min_positives, min_negatives=config.min_positives)
+    strata = ex[first].astype(str).to_numpy() if first and ex[first].notna().all() else None
+    tasks = _one_per_binary_feature(
+        binary_tasks(ex, min_positives=config.min_positives, min_negatives=config.min_positives)
+    )
     if family in config.max_tasks:
         ranked = sorted(tasks, key=lambda t: -float(np.nansum(tasks[t])))
         tasks = {t: tasks[t] for t in ranked[: config.max_tasks[family]]}
-    docs = ex["doc"].to_numpy()
-    single = len(acts.features) == 1
     timing = {"family": family, "dataset": acts.dataset_key, "examples": len(ex), "tasks": len(tasks)}
     if not tasks:
         warnings.warn(f"family {family!r}: no class with {config.min_positives} positives", RuntimeWarning, 3)
-        return _Family(acts, split, {}, pd.DataFrame(), pd.DataFrame(), {**timing, "cache_s": cache_s, "probe_s": 0.0})
-    test_mask = np.zeros(len(ex), dtype=bool)
-    test_mask[split.test] = True
+        return _Family(acts, [], {}, pd.DataFrame(), pd.DataFrame(), {**timing, "cache_s": cache_s, "probe_s": 0.0})
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        sweep = run_sweep(
-            {layer: acts.layer(layer) for layer in layers},
-            tasks,
-            split,
-            [ProbeSpec("single_neuron", random_state=config.seed)],
-            groups=docs,
-            n_boot=config.n_boot,
-            progress=False,
-        )
-    per_layer = best_single_neurons(sweep).assign(family=family)
-    per_layer["third"] = [third_of(int(x), lm.n_layers) for x in per_layer["layer"]]
-    per_layer["class"] = [_task_label(t, single) for t in per_layer["feature"]]
-    best = best_layer(per_layer, by=("family", "feature"))
-    in_third = best_layer(per_layer, by=("family", "feature", "third"))
-
-    rows = []
-    for _, r in best.iterrows():
-        task, layer = r["feature"], int(r["layer"])
-        y = tasks[task]
-        parts = {n: idx[np.isfinite(y[idx])] for n, idx in (("train", split.train), ("val", split.val))}
-        te = split.test[np.isfinite(y[split.test])]
-        X = acts.layer(layer)
-        probe = SingleNeuronProbe().fit(
-            np.asarray(X[parts["train"]], dtype=np.float32),
-            y[parts["train"]].astype(int),
-            validation=(np.asarray(X[parts["val"]], dtype=np.float32), y[parts["val"]].astype(int)),
-        )
-        score = probe.decision_function(np.asarray(X[te], dtype=np.float32))
-        auc, auc_low, auc_high = _auc_interval(y[te].astype(int), score, docs[te], config.n_boot, config.seed)
-        rows.append(
-            {
-                "family": family,
-                "task": task,
-                "class": r["class"],
-                "primary": is_primary(family),
-                "examples": int(np.isfinite(y).sum()),
-                "test_positives": int(np.nansum(y[test_mask])),
-                "layer": layer,
-                "neuron": int(r["neuron"]),
-                "n_tied": int(r["n_tied"]),
-                "tied_layer": tuple(int(v) for v in r["tied_layer"]),
-                "f1_val": float(r["f1_val"]),
-                "roc_auc_val": float(r["roc_auc_val"]),
-                "f1_test": float(r["f1_test"]),
-                "f1_test_low": float(r.get("f1_test_low", np.nan)),
-                "f1_test_high": float(r.get("f1_test_high", np.nan)),
-                "roc_auc_test": float(auc),
-                "roc_auc_test_low": float(auc_low),
-                "roc_auc_test_high": float(auc_high),
-            }
-        )
-    summary = pd.DataFrame(rows)
-    summary["dedicated"] = is_dedicated(summary["roc_auc_test"].to_numpy())
-    summary["status"] = np.where(summary["test_positives"] < config.min_test_positives, INCONCLUSIVE, "ok")
-    for t in THIRDS:
-        d = in_third[in_third["third"] == t].set_index("feature")
-        summary[f"{t}_layer"] = summary["task"].map(d["layer"]).astype(float)
-        summary[f"{t}_f1"] = summary["task"].map(d["f1_test"]).astype(float)
-        summary[f"{t}_roc_auc"] = summary["task"].map(d["roc_auc_test"]).astype(float)
+        warnings.simplefilter("ignore", UserWarning)  # K lowered for small classes: the folds say how many
+        folds = grouped_cv(ex["group"].to_numpy(), strata, n_folds=config.n_folds, random_state=config.seed)
+    single = len(acts.features) == 1
+    layer_acts = {layer: acts.layer(layer) for layer in layers}
+    spec = [ProbeSpec("single_neuron", random_state=config.seed)]
+    per = pd.concat(
+        [best_single_neurons(_quiet_sweep(layer_acts, tasks, split, spec)).assign(fold=i)
+         for i, split in enumerate(folds)],
+        ignore_index=True,
+    )  # fmt: skip
+    per["third"] = [third_of(int(x), lm.n_layers) for x in per["layer"]]
+    chosen = best_layer(per, by=("feature", "fold"))
+    in_third = best_layer(per, by=("feature", "fold", "third"))
 
     specs = [
         ProbeSpec("dense", random_state=config.seed),
@@ -622,31 +735,134 @@ def _probe_family(config: MonosemanticConfig, lm: Any, family: str, layers: Sequ
         ),
         ProbeSpec("control", params={"base": "single_neuron"}, random_state=config.seed),
     ]
-    frames = []
-    for layer, group in summary.groupby("layer"):
-        chosen = {t: tasks[t] for t in group["task"]}
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            res = run_sweep({int(layer): acts.layer(int(layer))}, chosen, split, specs, n_boot=0, progress=False)
-        frames.append(res[res["error"].isna()] if "error" in res.columns else res)
-    base = pd.concat(frames, ignore_index=True)
-    for method in ("dense", "random_basis", "control"):
-        m = base[base["method"] == method].set_index("feature")
-        for metric in ("f1", "roc_auc"):
-            summary[f"{method}_{metric}"] = summary["task"].map(m[f"{metric}_test"]).astype(float)
+    base_frames, surface_frames = [], []
+    for i, split in enumerate(folds):
+        here = chosen[chosen["fold"] == i]
+        for layer, group in here.groupby("layer"):
+            sub = {t: tasks[t] for t in group["feature"]}
+            base_frames.append(_quiet_sweep({int(layer): acts.layer(int(layer))}, sub, split, specs).assign(fold=i))
+        if config.surface_baselines:
+            table = surface_baselines(acts, tasks, split, lm.tokenizer, baselines=config.surface_baselines)
+            if len(table):
+                best = best_surface(table).assign(fold=i)
+                surface_frames.append(table.assign(fold=i, best=False))
+                surface_frames.append(best.assign(best=True))
+    base = pd.concat(base_frames, ignore_index=True)
+
+    rows = []
+    for task, c in chosen.groupby("feature", sort=False):
+        c = c.sort_values("fold")
+        y = tasks[task]
+        f0 = c.iloc[0]
+        mid = in_third[(in_third["feature"] == task) & (in_third["fold"] == 0) & (in_third["third"] == "middle")]
+        row = {
+            "family": family,
+            "task": task,
+            "class": _task_label(task, single),
+            "primary": is_primary(family),
+            "kind": "fact" if is_factual(family) else "context",
+            "examples": int(np.isfinite(y).sum()),
+            "test_positives": int(np.nansum(y)),
+            "n_folds": len(c),
+            "f1_test": float(c["f1_test"].mean()),
+            "f1_test_sd": float(c["f1_test"].std(ddof=1)) if len(c) > 1 else np.nan,
+            "roc_auc_test": float(c["roc_auc_test"].mean()),
+            "roc_auc_test_sd": float(c["roc_auc_test"].std(ddof=1)) if len(c) > 1 else np.nan,
+            "chosen_layers": tuple(int(v) for v in c["layer"]),
+            "depth": float(relative_depth(c["layer"].to_numpy(), lm.n_layers).mean()),
+            "layer": int(f0["layer"]),
+            "neuron": int(f0["neuron"]),
+            "middle_layer": int(mid["layer"].iat[0]) if len(mid) else -1,
+            "middle_neuron": int(mid["neuron"].iat[0]) if len(mid) else -1,
+        }
+        for t in THIRDS:
+            d = in_third[(in_third["feature"] == task) & (in_third["third"] == t)]
+            row[f"{t}_f1"] = float(d["f1_test"].mean()) if len(d) else np.nan
+            row[f"{t}_roc_auc"] = float(d["roc_auc_test"].mean()) if len(d) else np.nan
+        b = base[base["feature"] == task]
+        for method in ("dense", "random_basis", "control"):
+            m = b[b["method"] == method]
+            for metric in ("f1", "roc_auc"):
+                row[f"{method}_{metric}"] = float(m[f"{metric}_test"].mean()) if len(m) else np.nan
+        rows.append(row)
+    summary = pd.DataFrame(rows)
+    summary["dedicated"] = is_dedicated(summary["roc_auc_test"].to_numpy())
+    summary["status"] = np.where(summary["test_positives"] < config.min_test_positives, INCONCLUSIVE, "ok")
     summary["surface_baseline"], summary["surface_f1"], summary["surface_roc_auc"] = "none", np.nan, np.nan
-    if config.surface_baselines:
-        table = surface_baselines(acts, tasks, split, lm.tokenizer, baselines=config.surface_baselines)
-        if len(table):
-            s = best_surface(table).set_index("feature")
-            summary["surface_baseline"] = summary["task"].map(s["surface_baseline"]).fillna("none")
-            summary["surface_f1"] = summary["task"].map(s["surface_f1_test"]).astype(float)
-            summary["surface_roc_auc"] = summary["task"].map(s["surface_roc_auc_test"]).astype(float)
-    per_layer = per_layer.rename(columns={"feature": "task"})
-    keep = ["family", "task", "class", "layer", "third", "neuron", "f1_val", "f1_test", "f1_test_low"]
-    keep += ["f1_test_high", "roc_auc_val", "roc_auc_test"]
-    timing.update(cache_s=cache_s, probe_s=time.perf_counter() - t1)
-    return _Family(acts, split, tasks, summary, per_layer[[c for c in keep if c in per_layer.columns]], timing)
+    for name in ("token", "bag_of_tokens"):
+        summary[f"{name}_f1"] = np.nan
+    if surface_frames:
+        s = pd.concat(surface_frames, ignore_index=True)
+        best = s[s["best"]]
+        summary["surface_baseline"] = (
+            summary["task"]
+            .map(best.groupby("feature")["surface_baseline"].agg(lambda v: v.mode().iat[0]))
+            .fillna("none")
+        )
+        summary["surface_f1"] = summary["task"].map(best.groupby("feature")["surface_f1_test"].mean()).astype(float)
+        summary["surface_roc_auc"] = summary["task"].map(best.groupby("feature")["surface_roc_auc_test"].mean())
+        for name in ("token", "bag_of_tokens"):
+            one = s[~s["best"] & (s["baseline"] == name)]
+            if len(one):
+                summary[f"{name}_f1"] = summary["task"].map(one.groupby("feature")["f1_test"].mean()).astype(float)
+    per_layer = (
+        per.groupby(["feature", "layer"], sort=False)[["f1_test", "roc_auc_test"]].mean().reset_index()
+        .rename(columns={"feature": "task"})
+    )  # fmt: skip
+    per_layer["family"] = family
+    per_layer["class"] = [_task_label(t, single) for t in per_layer["task"]]
+    per_layer["third"] = [third_of(int(x), lm.n_layers) for x in per_layer["layer"]]
+    timing.update(cache_s=cache_s, probe_s=time.perf_counter() - t1, folds=len(folds))
+    return _Family(acts, folds, tasks, summary, per_layer, timing)
+
+
+def _held_out_docs(fam: _Family) -> set[int]:
+    """Documents of the cache entry that fold 0 neither trained nor validated on."""
+    ex = fam.acts.examples
+    split = fam.folds[0]
+    return set(ex["doc"].iloc[split.test].tolist()) - set(ex["doc"].iloc[np.r_[split.train, split.val]].tolist())
+
+
+def _raises(fam: _Family, task: str, layer: int, neuron: int) -> bool:
+    """Does the class raise the neuron (fold 0's training rows)?"""
+    y = fam.tasks[task]
+    tr = fam.folds[0].train
+    x = np.asarray(fam.acts.layer(layer)[tr, neuron], dtype=np.float64)
+    yt = y[tr]
+    return bool(x[yt == 1].mean() >= x[yt == 0].mean())
+
+
+def _token_control(config: MonosemanticConfig, lm: Any, fam: _Family, family: str) -> pd.DataFrame:
+    """Token-matched ROC-AUC of each class's fold-0 neuron on the held-out documents of a context family."""
+    from ..analysis.specificity import build_broad_sample, readout, token_matched_auc
+    from ..datasets import load_dataset
+
+    ex = fam.acts.examples
+    docs = sorted(_held_out_docs(fam))
+    row_of = {int(d): i for i, d in zip(range(len(ex)), ex["doc"], strict=True)}
+    ds = load_dataset(family, config.variant)
+    sample = build_broad_sample(lm.tokenizer, {"held out": [ds.documents[d].text for d in docs]}, (),
+                                max_length=config.context_length(family))  # fmt: skip
+    s = fam.summary
+    directions = {}
+    for layer, group in s.groupby("layer"):
+        W = np.zeros((lm.d_mlp, len(group)), dtype=np.float32)
+        W[group["neuron"].to_numpy(), np.arange(len(group))] = 1.0
+        directions[f"blocks.{int(layer)}.mlp.hook_post"] = W
+    out = readout(lm, sample, directions)
+    doc_rows = np.array([row_of[docs[int(d)]] for d in sample.positions["doc"]])
+    token = sample.positions["token"].to_numpy()
+    rows = []
+    for layer, group in s.groupby("layer"):
+        acts_PM = out[f"blocks.{int(layer)}.mlp.hook_post"]
+        for j, r in enumerate(group.itertuples(index=False)):
+            y = fam.tasks[r.task][doc_rows]
+            keep = np.isfinite(y)
+            sign = 1.0 if _raises(fam, r.task, int(layer), int(r.neuron)) else -1.0
+            res = token_matched_auc(sign * acts_PM[keep, j], y[keep] == 1, token[keep])
+            rows.append({"task": r.task, "raises": sign > 0, "token_auc": res["auc"], "token_pairs": res["pairs"],
+                         "token_ids": res["tokens"], "token_docs": len(docs)})  # fmt: skip
+    return pd.DataFrame(rows)
 
 
 def _case_study(
@@ -665,44 +881,104 @@ def _case_study(
     return case, hist, top.assign(family=family, **{"class": row["class"]})
 
 
-def _ablate(
-    config: MonosemanticConfig, lm: Any, fam: _Family, family: str, case: Mapping[str, Any], rng: np.random.Generator
-) -> tuple[pd.DataFrame, dict[str, Any]] | None:
-    from ..analysis.ablation import ablation_effect, ablation_specificity
+def _doc_label(labels: Mapping[str, Any], task: str) -> int | None:
+    """1/0 for a document and a task name of :func:`~sparse_probing.study.binary_tasks`; None when unlabelled."""
+    if "=" in task:
+        feature, value = task.split("=", 1)
+        v = labels.get(feature)
+        return None if v is None else int(str(v) == value)
+    v = labels.get(task)
+    return None if v is None else int(v in (1, True, "1", 1.0))
+
+
+def _pct_effect(delta: np.ndarray, loss: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Mean % loss increase on target texts minus on the others, per column of ``delta`` (texts x neurons)."""
+    pct = 100.0 * delta / loss[:, None]
+    return pct[target].mean(axis=0) - pct[~target].mean(axis=0)
+
+
+def _ablate_family(
+    config: MonosemanticConfig, lm: Any, fam: _Family, family: str, rng: np.random.Generator
+) -> tuple[pd.DataFrame, list[dict[str, Any]], list[dict[str, Any]]]:
+    """Mean-ablate every conclusive class's fold-0 neuron on held-out texts (exact), and rank it against its layer by
+    attribution patching; check the attribution on sampled neurons of the first classes."""
+    from ..analysis.ablation import ablated_losses, attribution_effects
     from ..datasets import load_dataset
 
+    s = fam.summary[fam.summary["status"] != INCONCLUSIVE]
+    if s.empty:
+        return pd.DataFrame(), [], []
     full = load_dataset(family, config.variant)
-    trained = set(fam.acts.examples["doc"].iloc[fam.split.train].tolist())
-    pool = [i for i in range(len(full.documents)) if i not in trained]
-    labels = [_doc_label(full.documents[i].labels, case["task"]) for i in pool]
-    target = [i for i, v in zip(pool, labels, strict=True) if v == 1]
-    other = [i for i, v in zip(pool, labels, strict=True) if v == 0]
-    n = min(config.n_ablation_texts, len(target), len(other))
-    if n < 2:
-        return None
-    texts = {g: [full.documents[int(i)].text for i in rng.choice(ids, n, replace=False)]
-             for g, ids in (("target", target), ("other", other))}  # fmt: skip
-    layer, neuron = int(case["layer"]), int(case["neuron"])
-    candidates = np.setdiff1d(np.arange(lm.d_mlp), [neuron])
-    randoms = sorted(int(j) for j in rng.choice(candidates, config.n_random_neurons, replace=False))
+    cached = set(fam.acts.examples["doc"].tolist())
+    pool = sorted(_held_out_docs(fam) | (set(range(len(full.documents))) - cached))
+    n = config.n_ablation_texts
+    chosen_docs: dict[str, list[int]] = {}
+    for r in s.itertuples(index=False):
+        ids = [i for i in pool if _doc_label(full.documents[i].labels, r.task) == 1]
+        if len(ids) < n:
+            warnings.warn(f"{family}/{r[2]}: {len(ids)} held-out texts (< {n}); not ablated", RuntimeWarning, 3)
+            continue
+        chosen_docs[r.task] = sorted(int(i) for i in rng.choice(ids, n, replace=False))
+    if not chosen_docs:
+        return pd.DataFrame(), [], []
+    docs = sorted({d for ids in chosen_docs.values() for d in ids})
+    index_of = {d: i for i, d in enumerate(docs)}
+    texts = [full.documents[d].text for d in docs]
+    cases = s[s["task"].isin(list(chosen_docs))]
+    layers = set(cases["layer"].astype(int)) | {int(v) for v in cases["middle_layer"] if v >= 0}
     length = config.context_length(family)
-    eff = pd.concat(
-        [
-            ablation_effect(lm, layer, [neuron, *randoms], {"target": texts["target"]}, max_length=length),
-            ablation_effect(lm, layer, [neuron], {"other": texts["other"]}, max_length=length),
-        ],
-        ignore_index=True,
-    )
-    eff = eff.assign(family=family, **{"class": case["class"]}, chosen=eff["neuron"] == neuron)
-    stats = ablation_specificity(eff, neuron, n_boot=config.n_boot, random_state=config.seed)
-    clean = float(eff.loc[(eff["group"] == "target") & eff["chosen"], "loss"].mean())
-    summary = {"family": family, "class": case["class"], "layer": layer, "neuron": neuron,
-               "random_neurons": randoms, "n_target_texts": n, "clean_loss": clean, **stats}  # fmt: skip
-    return eff, summary
+    att = attribution_effects(lm, sorted(layers), texts, max_length=length)
+    effects, rows, checks = [], [], []
+    for k, r in enumerate(cases.itertuples(index=False)):
+        layer, neuron = int(r.layer), int(r.neuron)
+        target_ids = [index_of[d] for d in chosen_docs[r.task]]
+        others = [index_of[d] for d in docs if _doc_label(full.documents[d].labels, r.task) == 0]
+        if len(others) < 2:
+            continue
+        other_ids = sorted(int(i) for i in rng.choice(others, min(n, len(others)), replace=False))
+        rows_T = np.array(target_ids + other_ids)
+        is_target = np.arange(rows_T.size) < len(target_ids)
+        loss = att.loss[rows_T]
+        group_texts = [texts[i] for i in rows_T]
+        value = float(att.mean[layer][neuron])
+        ablated = ablated_losses(lm, layer, {neuron: value}, group_texts, max_length=length)
+        delta = ablated - loss
+        pct = 100.0 * delta / loss
+        effect = float(pct[is_target].mean() - pct[~is_target].mean())
+        est_mean = _pct_effect(att.delta(layer, "mean")[rows_T], loss, is_target)
+        est_zero = _pct_effect(att.delta(layer, "zero")[rows_T], loss, is_target)
+        row = {
+            "family": family, "class": r[2], "layer": layer, "neuron": neuron, "n_target": len(target_ids),
+            "n_other": len(other_ids), "clean_loss": float(loss[is_target].mean()), "effect": effect,
+            "effect_attr": float(est_mean[neuron]), "effect_zero_attr": float(est_zero[neuron]),
+            "layer_q95": float(np.quantile(est_mean, 0.95)),
+            "percentile": float(100.0 * np.mean(est_mean <= est_mean[neuron])),
+            "middle_layer": int(r.middle_layer), "middle_neuron": int(r.middle_neuron),
+            "middle_effect_attr": np.nan, "middle_percentile": np.nan,
+        }  # fmt: skip
+        if r.middle_layer >= 0:
+            mid = _pct_effect(att.delta(int(r.middle_layer), "mean")[rows_T], loss, is_target)
+            row["middle_effect_attr"] = float(mid[int(r.middle_neuron)])
+            row["middle_percentile"] = float(100.0 * np.mean(mid <= mid[int(r.middle_neuron)]))
+        rows.append(row)
+        effects.append(pd.DataFrame({
+            "family": family, "class": r[2], "group": np.where(is_target, "target", "other"),
+            "text": [docs[i] for i in rows_T], "loss": loss, "ablated": ablated, "delta": delta, "pct": pct,
+        }))  # fmt: skip
+        if k < config.n_checked_cases:
+            sample = rng.choice(np.setdiff1d(np.arange(lm.d_mlp), [neuron]), config.n_checked_neurons, replace=False)
+            checks.append({"family": family, "class": r[2], "layer": layer, "neuron": neuron, "chosen": True,
+                           "exact": effect, "estimate": float(est_mean[neuron])})  # fmt: skip
+            for j in sorted(int(v) for v in sample):
+                d = ablated_losses(lm, layer, {j: float(att.mean[layer][j])}, group_texts, max_length=length) - loss
+                exact = float(_pct_effect(d[:, None], loss, is_target)[0])
+                checks.append({"family": family, "class": r[2], "layer": layer, "neuron": j, "chosen": False,
+                               "exact": exact, "estimate": float(est_mean[j])})  # fmt: skip
+    return (pd.concat(effects, ignore_index=True) if effects else pd.DataFrame()), rows, checks
 
 
 def run(config: MonosemanticConfig, *, model: Any | None = None) -> MonosemanticResult:
-    """Search, baseline and ablate as the module documentation says; returns the tables of a
+    """Search, baseline, control and ablate as the module documentation says; returns the tables of a
     :class:`MonosemanticResult`. ``model`` is an already loaded model (default: loaded from ``config.model``)."""
     from ..datasets import FAMILIES, is_dataset_file, load_dataset
     from ..models import load_model
@@ -713,12 +989,26 @@ def run(config: MonosemanticConfig, *, model: Any | None = None) -> Monosemantic
     lm = load_model(config.model) if model is None else model
     layers = searched_layers(lm.n_layers, config.layers_per_third)
     fams = {family: _probe_family(config, lm, family, layers) for family in config.families}
+    for family, fam in fams.items():
+        t0 = time.perf_counter()
+        document = load_dataset(family, config.variant).level == "document"
+        if config.token_control and len(fam.summary) and not is_factual(family) and document:
+            tc = _token_control(config, lm, fam, family).set_index("task")
+            for col in ("token_auc", "token_pairs"):
+                fam.summary[col] = fam.summary["task"].map(tc[col]).astype(float)
+        fam.timing["control_s"] = time.perf_counter() - t0
     summary = pd.concat([f.summary for f in fams.values() if len(f.summary)], ignore_index=True)
     if summary.empty:
         raise ValueError("no family produced a class with enough examples; raise n_documents")
+    for col in ("token_auc", "token_pairs"):
+        if col not in summary:
+            summary[col] = np.nan
+    summary["context_neuron"] = context_neurons(summary)
+    for family, fam in fams.items():
+        fam.summary = summary[summary["family"] == family].reset_index(drop=True)
     rng = np.random.default_rng(config.seed)
-    cases, hists, tops, effects, ablations = [], [], [], [], []
-    for family, classes in config.ablation_classes.items():
+    cases, hists, tops, effects, ablations, checks = [], [], [], [], [], []
+    for family, classes in config.case_classes.items():
         fam = fams[family]
         for cls in classes:
             row = fam.summary[fam.summary["class"] == cls] if len(fam.summary) else fam.summary
@@ -729,11 +1019,16 @@ def run(config: MonosemanticConfig, *, model: Any | None = None) -> Monosemantic
             cases.append(case)
             hists.append(hist)
             tops.append(top)
-            if load_dataset(family, config.variant).level == "document":
-                out = _ablate(config, lm, fam, family, case, rng)
-                if out is not None:
-                    effects.append(out[0])
-                    ablations.append(out[1])
+    for family in config.ablation_families:
+        t0 = time.perf_counter()
+        fam = fams[family]
+        if len(fam.summary) and load_dataset(family, config.variant).level == "document":
+            eff, rows, chk = _ablate_family(config, lm, fam, family, rng)
+            if len(eff):
+                effects.append(eff)
+            ablations += rows
+            checks += chk
+        fam.timing["ablation_s"] = time.perf_counter() - t0
     return MonosemanticResult(
         config=config,
         model_identity=str(getattr(lm, "identity", config.model)),
@@ -745,8 +1040,9 @@ def run(config: MonosemanticConfig, *, model: Any | None = None) -> Monosemantic
         cases=pd.DataFrame(cases),
         case_activations=pd.concat(hists, ignore_index=True) if hists else pd.DataFrame(),
         top_texts=pd.concat(tops, ignore_index=True) if tops else pd.DataFrame(),
-        effects=pd.concat(effects, ignore_index=True) if effects else pd.DataFrame(),
         ablation=pd.DataFrame(ablations),
+        effects=pd.concat(effects, ignore_index=True) if effects else pd.DataFrame(),
+        attribution_check=pd.DataFrame(checks),
         timings=pd.DataFrame([f.timing for f in fams.values()]),
     )
 
@@ -758,74 +1054,74 @@ def _fmt(value: float, digits: int = 2) -> str:
 
 def family_table(result: MonosemanticResult) -> pd.DataFrame:
     """One row per family: evidence kind, classes (inconclusive ones), median test positives, and means over its
-    classes at the chosen layer: single-neuron test F1 and ROC-AUC, classes with a dedicated neuron, dense probe,
-    random basis, shuffled labels and best surface baseline (test F1)."""
+    classes (cross-validated): the best single neuron's F1 and ROC-AUC, the dense probe, the random basis, shuffled
+    labels, the current-token and bag-of-tokens baselines (F1), the token-matched ROC-AUC, and the classes with a
+    context neuron."""
     rows = []
     for family, d in result.summary.groupby("family", sort=False):
+        facts = bool(is_factual(family))
         rows.append(
             {
                 "family": family,
-                "evidence": "paper data" if is_primary(family) else "self-built",
+                "evidence": ("paper data" if is_primary(family) else "self-built") + (", facts" if facts else ""),
                 "classes": len(d),
                 "inconclusive": int((d["status"] == INCONCLUSIVE).sum()),
                 "median test positives": f"{d['test_positives'].median():.0f}",
                 "neuron F1": _fmt(d["f1_test"].mean()),
                 "neuron ROC-AUC": _fmt(d["roc_auc_test"].mean()),
-                "dedicated": f"{int(d['dedicated'].sum())}/{len(d)}",
                 "dense F1": _fmt(d["dense_f1"].mean()),
                 "random basis F1": _fmt(d["random_basis_f1"].mean()),
                 "shuffled F1": _fmt(d["control_f1"].mean()),
-                "surface F1": _fmt(d["surface_f1"].mean()),
+                "current token F1": _fmt(d["token_f1"].mean()),
+                "bag of tokens F1 (facts: the name's)": _fmt(d["bag_of_tokens_f1"].mean()),
+                "token-matched AUC": _fmt(d["token_auc"].mean()),
+                "context neurons": "-" if facts else f"{int(np.nansum(d['context_neuron']))}/{len(d)}",
             }
         )
     return pd.DataFrame(rows)
 
 
-def class_table(result: MonosemanticResult, *, n: int = 10) -> pd.DataFrame:
-    """The classes of the paper's data, then the conclusive self-built classes with the best single-neuron test
-    ROC-AUC, at most ``n`` rows: layer and neuron chosen on validation, test F1 and ROC-AUC with their 95% intervals
-    over documents, and the baselines at that layer (test F1)."""
+def class_table(result: MonosemanticResult, *, n: int | None = None) -> pd.DataFrame:
+    """One row per class (the paper's data first, at most ``n``): fold 0's layer and neuron, the cross-validated F1
+    (± its spread over folds) and ROC-AUC, relative depth, the baselines (F1), the token-matched ROC-AUC and whether
+    the class has a context neuron."""
     s = result.summary.assign(_order=lambda d: (~d["primary"]).astype(int) + 2 * (d["status"] == INCONCLUSIVE))
-    s = s.sort_values(["_order", "roc_auc_test"], ascending=[True, False], kind="stable").head(n)
+    s = s.sort_values(["_order", "family", "f1_test"], ascending=[True, True, False], kind="stable")
+    if n is not None:
+        s = s.head(n)
+    neuron = np.where(s["kind"] == "context", s["context_neuron"].map({1.0: "yes", 0.0: "no"}), "-")
     return pd.DataFrame(
         {
             "family": s["family"],
             "class": s["class"],
             "test positives": s["test_positives"],
-            "layer": s["layer"],
-            "neuron": s["neuron"],
-            "F1 (95% CI)": [format_ci(*r) for r in s[["f1_test", "f1_test_low", "f1_test_high"]].to_numpy()],
-            "ROC-AUC (95% CI)": [
-                format_ci(*r) for r in s[["roc_auc_test", "roc_auc_test_low", "roc_auc_test_high"]].to_numpy()
-            ],
+            "layer/neuron": [f"L{a} N{b}" for a, b in zip(s["layer"], s["neuron"], strict=True)],
+            "depth": [_fmt(v) for v in s["depth"]],
+            "F1 (± sd)": [f"{_fmt(a)} ± {_fmt(b)}" for a, b in zip(s["f1_test"], s["f1_test_sd"], strict=True)],
+            "ROC-AUC": [_fmt(v) for v in s["roc_auc_test"]],
             "dense": [_fmt(v) for v in s["dense_f1"]],
             "random basis": [_fmt(v) for v in s["random_basis_f1"]],
-            "shuffled": [_fmt(v) for v in s["control_f1"]],
-            "surface": [f"{_fmt(v)} ({b})" for v, b in zip(s["surface_f1"], s["surface_baseline"], strict=True)],
+            "current token": [_fmt(v) for v in s["token_f1"]],
+            "bag of tokens": [_fmt(v) for v in s["bag_of_tokens_f1"]],
+            "token-matched AUC": [_fmt(v) for v in s["token_auc"]],
+            "context neuron": neuron,
             "status": s["status"],
         }
     ).reset_index(drop=True)
 
 
-def thirds_table(result: MonosemanticResult) -> pd.DataFrame:
-    """Per family: mean test score (the claim's metric) of the best single neuron inside each third (layer chosen on
-    validation within the third), classes with a dedicated neuron per third, and middle minus the better outer
-    third with its bootstrap interval over classes."""
-    metric = result.config.claim_metric
-    s = result.summary
+def depth_table(result: MonosemanticResult) -> pd.DataFrame:
+    """Per family: classes, mean relative depth of the layer chosen on validation (95% bootstrap interval over its
+    classes), and how many classes fall in each third."""
     rows = []
-    for family, d in s.groupby("family", sort=False):
-        row: dict[str, Any] = {"family": family, "classes": len(d)}
+    for family, d in result.summary.groupby("family", sort=False):
+        depth = d["depth"].to_numpy(dtype=float)
+        ci = bootstrap_statistic(np.mean, depth, n_boot=result.config.n_boot, random_state=0)
+        row: dict[str, Any] = {"family": family, "classes": len(d),
+                               "mean depth (95% CI)": format_ci(*_interval(ci))}  # fmt: skip
+        thirds = [third_of(round(x * (result.n_layers - 1)), result.n_layers) for x in depth]
         for t in THIRDS:
-            row[f"{t} third"] = _fmt(d[f"{t}_{metric}"].mean())
-        for t in THIRDS:
-            row[f"dedicated {t}"] = int(is_dedicated(d[f"{t}_roc_auc"].to_numpy(dtype=float)).sum())
-        c = middle_contrast(d, metric)
-        if len(c):
-            pb = paired_bootstrap(c["middle"], c["outer"], n_boot=result.config.n_boot, random_state=0)
-            row["middle − outer (95% CI)"] = format_ci(*_bounded(pb["mean_diff"], pb["low"], pb["high"]))
-        else:
-            row["middle − outer (95% CI)"] = "n/a"
+            row[f"{t} third"] = thirds.count(t)
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -846,31 +1142,46 @@ def top_text_tables(result: MonosemanticResult) -> list[Any]:
 
 
 def ablation_table(result: MonosemanticResult) -> pd.DataFrame:
-    """Per ablated case: layer, neuron, target texts, clean loss and the loss increases (nats per token, 95%
-    intervals over texts) on target texts, on other texts, for random neurons on the target texts, and the two
-    contrasts."""
+    """Per ablated class: layer, neuron, texts, clean loss; the exact mean-ablation effect (% of the clean loss, own
+    texts minus other texts); its attribution estimate, the zero-ablation estimate, the layer's 95th percentile and
+    the chosen neuron's percentile; the best middle-third neuron's estimate and percentile."""
     a = result.ablation
     if a.empty:
         return pd.DataFrame()
-
-    def ci(r: pd.Series, name: str) -> str:
-        return format_ci(r[name], r[f"{name}_low"], r[f"{name}_high"], digits=4)
-
     return pd.DataFrame(
         {
             "family": a["family"],
             "class": a["class"],
-            "layer": a["layer"],
-            "neuron": a["neuron"],
-            "texts": a["n_target_texts"],
-            "clean loss": a["clean_loss"].round(2),
-            "target Δ": [ci(r, "target") for _, r in a.iterrows()],
-            "other Δ": [ci(r, "other") for _, r in a.iterrows()],
-            "random, target Δ": [ci(r, "random_target") for _, r in a.iterrows()],
-            "target − other": [ci(r, "target_minus_other") for _, r in a.iterrows()],
-            "target − random": [ci(r, "target_minus_random") for _, r in a.iterrows()],
+            "layer/neuron": [f"L{x} N{y}" for x, y in zip(a["layer"], a["neuron"], strict=True)],
+            "texts": [f"{x} + {y}" for x, y in zip(a["n_target"], a["n_other"], strict=True)],
+            "clean loss": [_fmt(v) for v in a["clean_loss"]],
+            "effect, mean (exact)": [_fmt(v, 3) for v in a["effect"]],
+            "mean (attribution)": [_fmt(v, 3) for v in a["effect_attr"]],
+            "zero (attribution)": [_fmt(v, 3) for v in a["effect_zero_attr"]],
+            "layer 95th pct": [_fmt(v, 3) for v in a["layer_q95"]],
+            "percentile": [_fmt(v, 1) for v in a["percentile"]],
+            "middle third": [
+                "-" if x < 0 else f"L{x} N{y}: {_fmt(e, 3)} ({_fmt(p, 1)})"
+                for x, y, e, p in zip(
+                    a["middle_layer"], a["middle_neuron"], a["middle_effect_attr"], a["middle_percentile"], strict=True
+                )
+            ],
         }
     )
+
+
+def attribution_check_table(result: MonosemanticResult) -> pd.DataFrame:
+    """Exact mean ablation against its attribution estimate for the sampled neurons (% of the clean loss, own texts
+    minus other texts)."""
+    c = result.attribution_check
+    if c.empty:
+        return pd.DataFrame()
+    return pd.DataFrame({
+        "family": c["family"], "class": c["class"],
+        "layer/neuron": [f"L{x} N{y}" for x, y in zip(c["layer"], c["neuron"], strict=True)],
+        "chosen": np.where(c["chosen"], "yes", "no"),
+        "exact": [_fmt(v, 4) for v in c["exact"]], "attribution": [_fmt(v, 4) for v in c["estimate"]],
+    })  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------- figures
@@ -888,8 +1199,8 @@ def _colours(result: MonosemanticResult) -> dict[tuple[str, str], Any]:
 
 
 def plot_layers(result: MonosemanticResult) -> Any:
-    """One panel per family: the best single neuron's test ROC-AUC at every searched layer, one line per class
-    (a fixed colour per class), the middle third shaded and the dedicated level (0.95) dashed."""
+    """One panel per family: the best single neuron's cross-validated ROC-AUC at every searched layer, one line per
+    class (a fixed colour per class), the middle third shaded and the dedicated level (0.95) dashed."""
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
@@ -910,7 +1221,7 @@ def plot_layers(result: MonosemanticResult) -> Any:
         low = min(0.45, float(d["roc_auc_test"].min()) - 0.03)
         kind = "paper data" if is_primary(family) else "self-built"
         ax.set(
-            title=f"{family} ({kind})", ylim=(low, 1.02), ylabel="test ROC-AUC", xlabel="layer (shaded: middle third)"
+            title=f"{family} ({kind})", ylim=(low, 1.02), ylabel="ROC-AUC (CV)", xlabel="layer (shaded: middle third)"
         )
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend(fontsize=6, ncol=2 if d["class"].nunique() > 7 else 1, loc="center left", bbox_to_anchor=(1.0, 0.5),
@@ -922,29 +1233,29 @@ def plot_layers(result: MonosemanticResult) -> Any:
     return fig
 
 
-def plot_thirds(result: MonosemanticResult) -> Any:
-    """Per class (a dot per class, by family): the best single neuron's test score in the middle third minus the
-    better outer third; right of the dashed zero line the middle third wins. Hollow dots: inconclusive classes."""
+def plot_depth(result: MonosemanticResult) -> Any:
+    """Per class (a dot per class, by family): the mean relative depth of the layer chosen on validation over the
+    folds, the middle third shaded; filled dots have a context neuron, hollow ones do not, grey ones are facts or
+    inconclusive."""
     import matplotlib.pyplot as plt
 
-    metric = result.config.claim_metric
-    c = middle_contrast(result.summary, metric)
+    s = result.summary
     colours = _colours(result)
-    families = list(dict.fromkeys(result.summary["family"]))
+    families = list(dict.fromkeys(s["family"]))
     fig, ax = plt.subplots(figsize=(8, 0.45 * len(families) + 1.2))
+    ax.axvspan(1 / 3, 2 / 3, color="#fdf1c7", zorder=0)
     for i, family in enumerate(families):
-        d = c[c["family"] == family]
-        cls = result.summary.set_index(["family", "task"])["class"]
+        d = s[s["family"] == family]
         jitter = np.linspace(-0.15, 0.15, max(len(d), 1))
         for j, r in enumerate(d.itertuples(index=False)):
-            col = colours[(family, cls[(family, r.task)])]
-            ok = r.status != INCONCLUSIVE
-            ax.scatter(r.diff, i + jitter[j], s=22, color=col if ok else "none", edgecolor=col)
-    ax.axvline(0, color="black", ls="--", lw=0.8)
+            col = colours[(family, r[2])]
+            ok = r.status != INCONCLUSIVE and r.kind == "context"
+            filled = ok and r.context_neuron == 1
+            ax.scatter(r.depth, i + jitter[j], s=22, color=col if filled else "none", edgecolor=col if ok else "0.6")
+    ax.set_xlim(-0.02, 1.02)
     ax.set_yticks(range(len(families)), families)
     ax.invert_yaxis()
-    name = "F1" if metric == "f1" else "ROC-AUC"
-    ax.set(xlabel=f"test {name}: middle third minus the better outer third", ylabel="")
+    ax.set(xlabel="relative depth of the best single neuron's layer (0 first, 1 last; shaded: middle third)")
     fig.tight_layout()
     plt.close(fig)
     return fig
@@ -980,28 +1291,27 @@ def plot_cases(result: MonosemanticResult) -> Any:
 
 
 def plot_ablation(result: MonosemanticResult) -> Any:
-    """Per ablated case: mean loss increase (95% interval over texts) when the chosen neuron is zeroed on target
-    texts and on other texts, and when random neurons of its layer are zeroed on the target texts."""
+    """Per ablated class: the exact mean-ablation effect of the chosen neuron (% of the clean loss, own texts minus
+    other texts), and its layer's 95th percentile of the same quantity (attribution patching over every neuron);
+    the minimal effect dashed."""
     import matplotlib.pyplot as plt
 
     a = result.ablation
-    fig, ax = plt.subplots(figsize=(9, 3.4))
+    fig, ax = plt.subplots(figsize=(10, 3.4))
     if a.empty:
         ax.text(0.5, 0.5, "no ablation in this run", ha="center", va="center", transform=ax.transAxes)
         ax.axis("off")
         plt.close(fig)
         return fig
-    bars = [("target", "chosen neuron, target texts", "C3"), ("other", "chosen neuron, other texts", "C1"),
-            ("random_target", "random neurons, target texts", "C0")]  # fmt: skip
+    a = a.sort_values(["family", "effect"], ascending=[True, False], kind="stable").reset_index(drop=True)
     x = np.arange(len(a))
-    width = 0.27
-    for i, (key, label, colour) in enumerate(bars):
-        mid = a[key].to_numpy(dtype=float)
-        err = np.abs(np.vstack([mid - a[f"{key}_low"].to_numpy(dtype=float), a[f"{key}_high"].to_numpy() - mid]))
-        ax.bar(x + (i - 1) * width, mid, width, yerr=err, color=colour, label=label, capsize=2)
-    ax.axhline(0, color="black", lw=0.8)
-    ax.set_xticks(x, [f"{c}\n({f})" for f, c in zip(a["family"], a["class"], strict=True)], fontsize=8)
-    ax.set(ylabel="loss increase (nats/token)")
+    ax.bar(x, a["effect"], 0.6, color="C3", label="chosen neuron, mean ablation (exact)")
+    ax.scatter(x, a["layer_q95"], marker="_", s=120, color="black", zorder=3, label="layer's 95th percentile")
+    ax.axhline(MIN_ABLATION, color="grey", ls="--", lw=0.8, label=f"minimal effect {MIN_ABLATION}%")
+    ax.axhline(0, color="black", lw=0.6)
+    ax.set_xticks(x, [f"{c} ({f[:4]})" for f, c in zip(a["family"], a["class"], strict=True)], rotation=60,
+                  ha="right", fontsize=7)  # fmt: skip
+    ax.set(ylabel="own minus other texts\n(% of the clean loss)")
     ax.legend(fontsize=7, frameon=False)
     fig.tight_layout()
     plt.close(fig)
@@ -1010,9 +1320,7 @@ def plot_ablation(result: MonosemanticResult) -> Any:
 
 # ---------------------------------------------------------------------------------------------- captions, findings
 def caption_layers(result: MonosemanticResult, number: int = 1) -> str:
-    """Numbered caption of :func:`plot_layers` with where the chosen layers lie."""
-    s = result.summary
-    counts = {t: int((s["layer"].map(lambda v: third_of(int(v), result.n_layers)) == t).sum()) for t in THIRDS}
+    """Numbered caption of :func:`plot_layers`."""
     has_middle = any(third_of(x, result.n_layers) == "middle" for x in range(result.n_layers))
     shaded = (
         f"the middle third of the {result.n_layers} layers is shaded"
@@ -1020,57 +1328,52 @@ def caption_layers(result: MonosemanticResult, number: int = 1) -> str:
         else f"{result.n_layers} layers have no middle third"
     )
     return (
-        f"**Figure {number}.** Test ROC-AUC of the best single neuron (chosen on validation) at every searched "
-        f"layer, one line per class; {shaded}, the dashed line marks the "
-        f"dedicated level 0.95. The layer chosen on validation over all layers lies in the first third for "
-        f"{counts['first']} classes, the middle third for {counts['middle']} and the last third for "
-        f"{counts['last']} (of {len(s)})."
+        f"**Figure {number}.** Cross-validated ROC-AUC of the best single neuron (chosen on each fold's validation "
+        f"rows) at every searched layer, one line per class; {shaded}, the dashed line marks 0.95."
     )
 
 
-def caption_thirds(result: MonosemanticResult, number: int = 2) -> str:
-    """Numbered caption of :func:`plot_thirds` with the pooled middle-minus-outer difference over conclusive
-    classes."""
-    c = middle_contrast(result.summary, result.config.claim_metric)
-    c = c[c["status"] != INCONCLUSIVE]
+def caption_depth(result: MonosemanticResult, number: int = 2) -> str:
+    """Numbered caption of :func:`plot_depth` with the mean depth of the conclusive context classes."""
+    rows = _conclusive(result.summary, "context")
     text = (
-        f"**Figure {number}.** Per class, the best single neuron's test "
-        f"{'F1' if result.config.claim_metric == 'f1' else 'ROC-AUC'} in the middle third minus the better of the "
-        "first and last thirds (layer chosen on validation inside each third); hollow dots are inconclusive classes."
+        f"**Figure {number}.** Per class, the relative depth of the layer chosen on validation (mean over the "
+        "folds); the middle third is shaded. Filled dots: classes with a context neuron; hollow: without; grey: "
+        "facts or inconclusive classes."
     )
-    if len(c):
-        pb = paired_bootstrap(c["middle"], c["outer"], n_boot=result.config.n_boot, random_state=0)
-        text += (
-            " Over the conclusive classes, "
-            + describe_difference(
-                "the middle third", "the better outer third", *_bounded(pb["mean_diff"], pb["low"], pb["high"])
-            )
-            + f" ({int((c['diff'] > 0).sum())} of {len(c)} classes favour the middle)."
-        )
+    if len(rows):
+        ci = bootstrap_statistic(np.mean, rows["depth"].to_numpy(float), n_boot=result.config.n_boot, random_state=0)
+        text += f" Mean depth of the {len(rows)} context classes: {format_ci(*_interval(ci))}."
     return text
 
 
 def caption_cases(result: MonosemanticResult, number: int = 3) -> str:
-    """Numbered caption of :func:`plot_cases` with each case neuron's test ROC-AUC."""
+    """Numbered caption of :func:`plot_cases` with each case neuron's cross-validated F1 and token-matched AUC."""
     s = result.summary.set_index(["family", "task"])
-    parts = [f"`{c[2]}` {s.loc[(c.family, c.task), 'roc_auc_test']:.2f}" for c in result.cases.itertuples(index=False)]
+    parts = [
+        f"`{c[2]}` F1 {_fmt(s.loc[(c.family, c.task), 'f1_test'])}, token-matched AUC "
+        f"{_fmt(s.loc[(c.family, c.task), 'token_auc'])}"
+        for c in result.cases.itertuples(index=False)
+    ]
     return (
-        f"**Figure {number}.** Pooled activation of each case-study neuron on documents of its class (colour) against "
-        "the other documents of its family (grey), every cached document. Test ROC-AUC of the neurons: "
-        + (", ".join(parts) or "none")
+        f"**Figure {number}.** Pooled activation of each case-study neuron (fold 0's choice) on documents of its class "
+        "(colour) against the other documents of its family (grey), every cached document. "
+        + ("; ".join(parts) or "No case study in this run")
         + "."
     )
 
 
 def caption_ablation(result: MonosemanticResult, number: int = 4) -> str:
-    """Numbered caption of :func:`plot_ablation` with how many neurons' ablation is specific."""
+    """Numbered caption of :func:`plot_ablation` with how many classes pass."""
     a = result.ablation
-    n_specific = int(a["specific"].sum()) if len(a) else 0
+    if a.empty:
+        return f"**Figure {number}.** No class was ablated in this run."
+    passed = int(((a["effect_attr"] > a["layer_q95"]) & (a["effect"] >= MIN_ABLATION)).sum())
     return (
-        f"**Figure {number}.** Mean loss increase (nats per token, 95% interval over texts) when the chosen neuron is "
-        "zeroed on held-out texts of its class and of the other classes, and when random neurons of its layer are "
-        f"zeroed on the same class texts. {n_specific} of {len(a)} neurons are specific: their increase on class texts "
-        "exceeds both the increase on other texts and that of the random neurons (both 95% intervals above 0)."
+        f"**Figure {number}.** Per ablated class, the exact loss increase on its own held-out texts minus on other "
+        "texts when the chosen neuron is set to its mean (bars), and the 95th percentile of the same quantity over "
+        f"every neuron of its layer (attribution patching; black marks). {passed} of {len(a)} classes exceed both "
+        f"their layer's 95th percentile and the minimal effect ({MIN_ABLATION}% of the clean loss)."
     )
 
 
@@ -1080,56 +1383,25 @@ def findings(result: MonosemanticResult, claims: Sequence[ClaimEvidence] = ()) -
     s = result.summary
     for family, d in s.groupby("family", sort=False):
         ok = d[d["status"] != INCONCLUSIVE]
+        facts = is_factual(family)
         text = (
             f"* `{family}` ({'paper data' if is_primary(family) else 'self-built'}; {len(d)} classes"
             + (f", {len(d) - len(ok)} inconclusive" if len(ok) < len(d) else "")
-            + f"): {int(d['dedicated'].sum())} of {len(d)} classes have a dedicated neuron (test ROC-AUC >= 0.95); "
-            "mean test F1 of the "
-            f"best single neuron {_fmt(d['f1_test'].mean())} against {_fmt(d['dense_f1'].mean())} for the dense probe"
+            + f"): cross-validated F1 of the best single neuron {_fmt(d['f1_test'].mean())} against "
+            f"{_fmt(d['dense_f1'].mean())} for the dense probe"
         )
-        margin = d[["f1_test", "surface_f1"]].dropna()
-        if len(margin):
-            pb = paired_bootstrap(margin["f1_test"], margin["surface_f1"], n_boot=result.config.n_boot)
-            text += "; " + describe_difference(
-                "the single neuron", "the best surface baseline", *_bounded(pb["mean_diff"], pb["low"], pb["high"]),
-                unit="F1",
-            )  # fmt: skip
+        if facts:
+            text += f" and {_fmt(d['bag_of_tokens_f1'].mean())} for the name's tokens"
+        else:
+            text += (
+                f"; token-matched ROC-AUC {_fmt(d['token_auc'].mean())}; "
+                f"{int(np.nansum(d['context_neuron']))} of {len(d)} classes have a context neuron"
+            )
         lines.append(text + ".")
-    contrast = middle_contrast(s, result.config.claim_metric)
-    for kind, rows in (("the paper's data", contrast[contrast["primary"].astype(bool)]),
-                       ("the self-built families", contrast[~contrast["primary"].astype(bool)])):  # fmt: skip
-        if rows.empty:
-            continue
-        ok = rows[rows["status"] != INCONCLUSIVE]
-        used = ok if len(ok) else rows
-        pb = paired_bootstrap(used["middle"], used["outer"], n_boot=result.config.n_boot, random_state=0)
-        note = (
-            f"{len(used)} conclusive classes"
-            if len(ok)
-            else f"{len(used)} classes, all inconclusive (fewer than {result.config.min_test_positives} test positives)"
-        )
-        lines.append(
-            f"* Depth, {kind}: "
-            + describe_difference(
-                "the middle third", "the better outer third", *_bounded(pb["mean_diff"], pb["low"], pb["high"])
-            )
-            + f" (test {'F1' if result.config.claim_metric == 'f1' else 'ROC-AUC'}, {note}; the middle wins for "
-            f"{int((used['diff'] > 0).sum())})."
-        )
     for ev in claims:
-        if not ev.claim.startswith("monosemantic"):
-            lines.append(
-                "* Ablation: "
-                + describe_difference(
-                    "the loss increase on target texts",
-                    "that on other texts",
-                    ev.estimate,
-                    ev.ci_low,
-                    ev.ci_high,
-                    unit="% of the clean loss",
-                )
-                + f" ({ev.n_tasks} neuron{'s' if ev.n_tasks != 1 else ''}; {ev.control})."
-            )
+        estimate = format_ci(ev.estimate, ev.ci_low, ev.ci_high)
+        lines.append(f"* {ev.claim[0].upper()}{ev.claim[1:]}: {estimate} against a minimal effect of "
+                     f"{ev.minimal_effect:g} ({ev.control}).")  # fmt: skip
     if result.n_layers < 3:
-        lines.append(f"* The model has {result.n_layers} layers: no middle third to compare, no depth claim.")
+        lines.append(f"* The model has {result.n_layers} layers: no middle third, no depth claim.")
     return "\n".join(lines)

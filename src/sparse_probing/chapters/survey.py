@@ -3,8 +3,8 @@
 Gurnee et al. (2023) open with an overview: for each family of features, the best probe F1 as the number of neurons
 k grows, and where in depth it is reached. This module repeats it for the families that no other chapter probes
 (``text_features``: regular-expression properties of a token; ``syntax``: *silver* spaCy part-of-speech, dependency
-and morphology labels; ``position``: the token index as a regression target) and, beside them, the paper's own
-datasets (``paper_compound_words``, ``paper_factual``, ``paper_code``).
+and morphology labels; ``position``: the token index as a regression target); the paper's own datasets
+(``paper_compound_words``, ``paper_factual``, ``paper_code``) can be added beside them.
 
 Per family, at each of a few layers:
 
@@ -71,15 +71,9 @@ class SurveyConfig(ChapterConfig):
     """Model name for :func:`sparse_probing.models.load_model` (registered offline model, hub name or directory)."""
     variant: str = "default"
     """Dataset size variant (``smoke`` or ``default``)."""
-    families: tuple[str, ...] = (
-        "text_features",
-        "syntax",
-        "position",
-        "paper_compound_words",
-        "paper_factual",
-        "paper_code",
-    )
-    """Feature families to probe, in the order of the tables."""
+    families: tuple[str, ...] = ("text_features", "syntax", "position")
+    """Feature families to probe, in the order of the tables (the paper's datasets, ``paper_*``, may be added; the
+    superposition and context-neuron chapters probe them at sizes that decide their claims)."""
     layers: tuple[int, ...] = (0, 3, 7, 15, 22, 29)
     """Layers probed (every family is cached at these layers only)."""
     ks: tuple[int, ...] = (1, 2, 4, 8, 16)
