@@ -145,7 +145,7 @@ def test_tables_are_tidy_and_without_index():
     assert list(result.chosen.columns) == ["method", "mean_test_f1", "median_k", "tasks"]
     assert "dense" in set(result.chosen["method"])
     assert result.chosen["mean_test_f1"].is_monotonic_decreasing
-    assert list(result.osp.columns) == ["k", "solves", "proven", "max_gap", "median_s", "max_s"]
+    assert list(result.osp.columns) == ["k", "solves", "proven", "max_gap", "median_s", "max_s", "setup_s", "improved"]
     assert result.osp["solves"].tolist() == [2, 2]
     assert list(result.selectivity.columns) == ["k", "f1_test", "control_f1_test", "selectivity"]
     assert result.selectivity["control_f1_test"].tolist() == pytest.approx([0.3] * 3)

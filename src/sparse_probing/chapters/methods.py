@@ -36,6 +36,7 @@ __all__ = [
     "model_line",
     "osp_compare_table",
     "osp_line",
+    "osp_vs_telescopic_line",
     "plot_f1_vs_k",
     "plot_osp_times",
     "probe_line",
@@ -82,7 +83,8 @@ class MethodsConfig(ChapterConfig):
     osp_ks: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 8)
     """Sparsity levels of optimal sparse probing."""
     osp_candidates: int = 50
-    """OSP searches the top candidates by mean difference."""
+    """Size of OSP's candidate set: the union of the mean-difference, L1-path and telescopic rankings (each ranker's
+    supports at every k, then their top lists in turn), so a neuron that helps only jointly is not dropped."""
     osp_time_limit: float = 60.0
     """Seconds per OSP solve."""
     solver: str = "auto"
@@ -155,7 +157,9 @@ class MethodsResult:
     chosen: pd.DataFrame
     """Per method, k chosen on validation for every task: ``method, mean_test_f1, median_k, tasks`` (best first)."""
     osp: pd.DataFrame
-    """Per OSP k: ``k, solves, proven, max_gap, median_s, max_s``."""
+    """Per OSP k: ``k, solves, proven, max_gap, median_s, max_s`` (solve time of that k) and ``setup_s`` (median set-up
+    per task: ranking, candidates, gamma validation, shared by all k of a task) and ``improved`` (solves whose
+    support beats the best warm start)."""
     selectivity: pd.DataFrame
     """Per k: mean test F1 of the telescopic probe, of the shuffled-label control and their difference."""
     dense: pd.DataFrame
@@ -193,7 +197,7 @@ class MethodsResult:
             .sort_values("mean_test_f1", ascending=False)
             .reset_index()
         )
-        osp_rows = results[results["method"] == "optimal"]
+        osp_rows = _with_osp_columns(results[results["method"] == "optimal"])
         osp = (
             osp_rows.groupby("k")
             .agg(
@@ -202,10 +206,12 @@ class MethodsResult:
                 max_gap=("osp_mip_gap", "max"),
                 median_s=("osp_wall_time", "median"),
                 max_s=("osp_wall_time", "max"),
+                setup_s=("osp_setup_time", "median"),
+                improved=("osp_improved_on_warm_start", "sum"),
             )
             .reset_index()
             if len(osp_rows)
-            else pd.DataFrame(columns=["k", "solves", "proven", "max_gap", "median_s", "max_s"])
+            else pd.DataFrame(columns=["k", "solves", "proven", "max_gap", "median_s", "max_s", "setup_s", "improved"])
         )
         sel = selectivity(results, method="telescopic", control="shuffled labels")
         sel = sel.groupby("k")[["f1_test", "control_f1_test", "selectivity"]].mean().reset_index()
@@ -234,7 +240,7 @@ class MethodsResult:
     @property
     def osp_rows(self) -> pd.DataFrame:
         """Every OSP fit (one per task and k) with its solver record."""
-        return self.results[self.results["method"] == "optimal"]
+        return _with_osp_columns(self.results[self.results["method"] == "optimal"])
 
     @property
     def k1_means(self) -> pd.Series:
@@ -332,6 +338,49 @@ def f1_table(result: MethodsResult, ks: tuple[int, ...] = (1, 2, 4, 8, 16)) -> p
     return table.reset_index()
 
 
+def _with_osp_columns(osp_rows: pd.DataFrame) -> pd.DataFrame:
+    """OSP rows with the set-up and warm-start columns (absent from results written before they were recorded)."""
+    missing = {"osp_setup_time": np.nan, "osp_improved_on_warm_start": False}
+    return osp_rows.assign(**{c: v for c, v in missing.items() if c not in osp_rows})
+
+
+def _median_setup(osp_rows: pd.DataFrame) -> float:
+    """Median OSP set-up time per task (one value per task: the set-up is shared by its k)."""
+    if osp_rows.empty:
+        return float("nan")
+    keys = [c for c in ("family", "feature") if c in osp_rows]
+    per_task = osp_rows.groupby(keys)["osp_setup_time"].first() if keys else osp_rows["osp_setup_time"]
+    return float(per_task.median())
+
+
+def _setup_phrase(osp_rows: pd.DataFrame) -> str:
+    """``" plus a median set-up of X s per task (...)"``, or nothing when the set-up was not recorded."""
+    setup = _median_setup(osp_rows)
+    if not np.isfinite(setup):
+        return ""
+    return f" plus a set-up per task (ranking once, candidates, gamma validation) of median {setup:.2f} s"
+
+
+def osp_vs_telescopic_line(result: MethodsResult, ks: tuple[int, ...] = (1, 2, 3, 4)) -> str:
+    """Whether optimal probing beats the telescopic probe at small k: mean test F1 difference per k, on these tasks."""
+    table = osp_compare_table(result).set_index("k")
+    table = table[table.index.isin(ks)].dropna(subset=["optimal", "telescopic"])
+    if table.empty:
+        return "No k where both the optimal and the telescopic probe ran."
+    diff = table["optimal"] - table["telescopic"]
+    cells = ", ".join(f"k = {k}: {d:+.3f}" for k, d in diff.items())
+    wins = int((diff > 0).sum())
+    verdict = (
+        "beats the telescopic probe at every one of these k"
+        if wins == len(diff)
+        else "does not beat the telescopic probe at any of these k"
+        if wins == 0
+        else f"beats the telescopic probe at {wins} of these {len(diff)} k"
+    )
+    span = ", ".join(str(k) for k in diff.index)
+    return f"At k = {span}, optimal probing {verdict} (mean test F1, optimal minus telescopic: {cells})."
+
+
 def osp_compare_table(result: MethodsResult) -> pd.DataFrame:
     """Per OSP k: mean test F1 of OSP, telescopic and mean difference, and OSP minus the better heuristic."""
     res = result.results
@@ -405,7 +454,7 @@ def plot_osp_times(result: MethodsResult) -> Any:
 
     osp_rows = result.osp_rows
     fig, ax = plt.subplots(figsize=(6, 3))
-    sns.stripplot(data=osp_rows, x="k", y="osp_wall_time", hue="family", dodge=True, ax=ax)
+    sns.stripplot(data=osp_rows, x="k", y="osp_wall_time", hue="family", dodge=True, ax=ax)  # set-up excluded
     solvers = ", ".join(sorted(osp_rows["osp_solver"].dropna().unique()))
     ax.set(yscale="log", ylabel="solve time (s)", title=f"OSP solve times ({solvers})")
     return fig
@@ -415,7 +464,8 @@ def caption_osp_times(result: MethodsResult) -> str:
     """Caption of the OSP solve-time figure: how many solves were proven optimal."""
     m = result.metrics()
     return (
-        f"Wall time of every OSP solve against k (log scale), one point per task: {m['osp_proven']} of "
+        f"Solve time of every OSP solve against k (log scale; the per-task set-up excluded), one point per task: "
+        f"{m['osp_proven']} of "
         f"{m['osp_solves']} solves proven optimal within the time limit."
     )
 
@@ -440,8 +490,11 @@ def osp_line(result: MethodsResult) -> str:
         return "No OSP solve ran."
     return (
         f"OSP proved optimality in **{int(osp_rows['osp_proven_optimal'].sum())} of {len(osp_rows)}** solves (solver: "
-        f"{', '.join(sorted(osp_rows['osp_solver'].unique()))}); median solve time "
-        f"{osp_rows['osp_wall_time'].median():.2f} s, longest {osp_rows['osp_wall_time'].max():.2f} s."
+        f"{', '.join(sorted(osp_rows['osp_solver'].unique()))}); median solve time per k "
+        f"{osp_rows['osp_wall_time'].median():.2f} s, longest {osp_rows['osp_wall_time'].max():.2f} s"
+        f"{_setup_phrase(osp_rows)}; "
+        f"{int(osp_rows['osp_improved_on_warm_start'].sum())} of {len(osp_rows)} solves improved on the best warm "
+        f"start. {osp_vs_telescopic_line(result)}"
     )
 
 
@@ -483,8 +536,8 @@ def summary_lines(result: MethodsResult) -> list[str]:
         gain = osp_compare_table(result)["optimal - best heuristic"]
         lines.append(
             f"- OSP: {int(osp_rows['osp_proven_optimal'].sum())} of {len(osp_rows)} solves proven optimal; median "
-            f"{osp_rows['osp_wall_time'].median():.2f} s per solve; its mean gain over the best heuristic at equal k "
-            f"is {gain.mean():+.3f} F1."
+            f"{osp_rows['osp_wall_time'].median():.2f} s per solve{_setup_phrase(osp_rows)}; its mean gain over the best heuristic at equal k "
+            f"is {gain.mean():+.3f} F1. {osp_vs_telescopic_line(result)}"
         )
     sel = result.selectivity
     if len(sel):

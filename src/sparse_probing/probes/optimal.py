@@ -25,20 +25,36 @@ the telescopic probe: :func:`candidate_union`), whose supports also warm-start t
 the primal objective of any evaluated support is an upper bound. A support is proven optimal when the two meet
 within the relative gap ``mip_gap``.
 
+The same dual also defines ``c`` at a fractional ``s`` in ``[0, 1]^d``: the ridge on neuron j becomes the
+perspective ``w_j^2 / (2 gamma s_j)``, i.e. the SVM on the neurons scaled by ``sqrt(s_j)``. Its minimum over
+``{sum s = k, 0 <= s <= 1}`` is the Boolean relaxation (Bertsimas, Pauphilet & Van Parys 2021; the perspective
+formulation of Dedieu, Hazimeh & Mazumder, "Learning sparse classifiers", JMLR 2021), a convex problem whose
+value bounds the sparse optimum from below. Before branching, every k solves it by a stabilised cutting-plane
+method (:func:`_boolean_relaxation`); its cuts, tight at fractional points, give the masters an LP relaxation
+close to the Boolean one, and with a strong ridge the relaxation alone often proves the incumbent optimal. With a
+weak ridge (the hinge loss dominates) the relaxation is loose and branching has to close the gap.
+
 Two interchangeable master solvers:
 
-* ``"gurobi"``: one branch-and-cut with the cuts added lazily at every integer solution (the paper's choice). The
-  model has d + 1 variables and a handful of rows regardless of n, far inside the size-limited pip licence.
+* ``"gurobi"``: one branch-and-cut with the cuts added lazily at every integer solution (the paper's choice) and
+  perspective cuts at fractional node relaxations (user cuts). The model has d + 1 variables and a handful of
+  rows regardless of n, far inside the size-limited pip licence.
 * ``"highs"``: HiGHS has no lazy-constraint callback, so the outer approximation runs as a cutting-plane loop:
-  solve the master MILP, evaluate c at its solution, add the cut, repeat until the bounds meet.
+  solve the master MILP (its dual bound is the proof), evaluate c at its solutions, add the cuts, repeat until the
+  bounds meet; cheap rounds driven by a local search on the cut model come in between.
 
 ``solver="auto"`` uses Gurobi when it can be imported and the model fits its licence, else HiGHS. The inner SVM is
 solved by liblinear (scikit-learn's ``LinearSVC``); its dual variables are recovered from the primal solution and
-clipped into the box, so every cut stays valid even when liblinear stops early. Sparsity levels are solved in
-descending order, sharing all cuts and warm-starting each k from the previous solution. Every solve is recorded
-(:class:`SolveInfo`): solver, status, objective, best bound, gap, time, and whether optimality was proven; a time
-limit or a solver without an incumbent returns the best support found with ``proven_optimal=False`` (the best
-heuristic support when nothing better was found) instead of failing.
+clipped into the box, so every cut stays valid even when liblinear stops early.
+
+The neurons are ranked once per fit. Sparsity levels are solved in ascending order, sharing all cuts; each k
+starts from the best of the rankers' supports and the previous k's support grown by its best neuron, so the
+objective never increases with k. Every solve is recorded (:class:`SolveInfo`): solver, status, objective, best
+bound (and the relaxation's root bound), gap, solve time and the path's shared set-up time, whether optimality was
+proven, and whether the solver improved on its best warm start; a time limit or a solver without an incumbent
+returns the best support found with ``proven_optimal=False`` (the best heuristic support when nothing better was
+found) instead of failing. When gamma validation picks an edge of its grid the grid is widened, and the solve
+records a warning (``gamma_note``).
 """
 
 from __future__ import annotations
@@ -82,6 +98,9 @@ GUROBI_SIZE_LIMIT = 2000
 """Variables and linear constraints allowed by the size-limited licence shipped with the gurobipy pip wheel."""
 
 _MAX_GUROBI_START_CUTS = 1000  # cuts from earlier k copied into a Gurobi model as ordinary rows
+
+RELAXATION_SHARE = 0.4
+"""Largest share of a k's time limit spent on the Boolean relaxation before the master starts."""
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -248,6 +267,26 @@ class SparseSVMObjective:
         self._cache[key] = solution
         return solution
 
+    def evaluate_fractional(self, s_D: np.ndarray) -> tuple[float, float, np.ndarray]:
+        """The perspective relaxation at a fractional ``s`` in ``[0, 1]^d``, and the cut it yields.
+
+        For fractional ``s`` the ridge on neuron j becomes ``w_j^2 / (2 gamma s_j)`` (the perspective of the ridge
+        term; ``s_j = 0`` forces ``w_j = 0``), and substituting ``w_j = sqrt(s_j) v_j`` turns it into the plain SVM
+        on the neurons scaled by ``sqrt(s_j)``. Its dual solution ``alpha`` gives the cut ``t + cut_coef . s >=
+        cut_constant`` that is tight at ``s`` and, like every cut, valid at every support. Returns
+        ``(c(s) upper bound, cut_constant, cut_coef)``.
+        """
+        s_D = np.clip(np.asarray(s_D, dtype=np.float64), 0.0, 1.0)
+        support_K = np.flatnonzero(s_D > 1e-12)
+        A_NK = self.X_ND[:, support_K] * np.sqrt(s_D[support_K])
+        self.n_evaluations += 1
+        coef_K, intercept = self._svm(A_NK, self.tol * 10)
+        upper, _, alpha_N = self._bounds(A_NK, coef_K, intercept)
+        ay_N = alpha_N * self.ys_N
+        z_D = self.X_ND.T @ ay_N
+        constant = float(alpha_N.sum() - 0.5 * self.gamma * self.intercept_scaling**2 * ay_N.sum() ** 2)
+        return upper, constant, 0.5 * self.gamma * z_D**2
+
     def raw_coef(self, solution: SubproblemSolution) -> tuple[np.ndarray, float]:
         """The SVM of ``solution`` in raw units of the candidate columns."""
         return to_raw_scale(
@@ -268,13 +307,29 @@ class _CutPool:
         return len(self.constant_C)
 
     def add(self, solution: SubproblemSolution) -> bool:
-        key = tuple(solution.support.tolist())
+        """Add the cut of an evaluated support (once per support); True if it was new."""
+        return self.add_cut(solution.cut_constant, solution.cut_coef, tuple(solution.support.tolist()))
+
+    def add_cut(self, constant: float, coef_D: np.ndarray, key: Any) -> bool:
+        """Add the cut ``t + coef . s >= constant`` under ``key`` (a support, or a fractional point); True if new."""
         if key in self._keys:
             return False
         self._keys.add(key)
-        self.constant_C.append(solution.cut_constant)
-        self.coef_CD.append(solution.cut_coef)
+        self.constant_C.append(float(constant))
+        self.coef_CD.append(np.asarray(coef_D, dtype=np.float64))
         return True
+
+    def single_cut_bound(self, k: int) -> tuple[float, int]:
+        """The best bound one cut proves alone at sparsity k, ``max_c (constant_c - sum of the k largest coef_c)``,
+        and the index of that cut (``(-inf, -1)`` without cuts)."""
+        if not self.constant_C:
+            return -math.inf, -1
+        coef_CD = np.asarray(self.coef_CD)
+        k = min(k, coef_CD.shape[1])
+        top_C = -np.partition(-coef_CD, k - 1, axis=1)[:, :k].sum(axis=1) if k > 0 else 0.0
+        value_C = np.asarray(self.constant_C) - top_C
+        best = int(np.argmax(value_C))
+        return float(value_C[best]), best
 
     def value(self, s_D: np.ndarray) -> float:
         """The master's lower model ``max_c (constant_c - coef_c . s)`` at ``s``."""
@@ -309,7 +364,8 @@ class SolveInfo:
     mip_gap: float
     """``(objective - best_bound) / |objective|`` (``inf`` without a bound)."""
     wall_time: float
-    """Seconds for this k, including the SVM evaluations."""
+    """Seconds of this k's solve (warm starts, local search, relaxation, master, SVM evaluations); the shared
+    set-up of the path is in ``setup_time``."""
     n_candidates: int
     """Size of the prefiltered candidate set."""
     n_cuts: int
@@ -341,6 +397,22 @@ class SolveInfo:
     """Objective of that warm start (compare with ``objective``)."""
     equals_mean_diff_topk: bool | None = None
     """True when the returned support is the top-k by mean difference: the optimal probe then added nothing."""
+    setup_time: float = 0.0
+    """Seconds of the set-up shared by every k of the path (ranking once, candidates, gamma validation, the warm
+    starts' cuts): one fit costs ``setup_time`` plus the sum of ``wall_time`` over its k."""
+    ranking_time: float = 0.0
+    """The part of ``setup_time`` spent ranking neurons (done once per fit)."""
+    root_bound: float = float("-inf")
+    """Lower bound of the Boolean (perspective) relaxation at this k, before branching (part of ``best_bound``)."""
+    n_relaxation_iterations: int = 0
+    """Frank-Wolfe steps on the relaxation (each one SVM solve and one cut)."""
+    improved_on_warm_start: bool = False
+    """True when the returned support beats the best warm start (``warm_start_objective``)."""
+    improved_by_master: bool = False
+    """True when the relaxation or the master found a better support than the warm start after the local swap
+    search (an improvement found by the MIO itself, not by a heuristic)."""
+    gamma_note: str = ""
+    """A warning when validation chose an edge of the gamma grid (see :func:`gamma_edge_note`)."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -488,6 +560,135 @@ def _search_lower_model(
     return list(found.values())
 
 
+def _extend_support(
+    objective: SparseSVMObjective, pool: _CutPool, previous: SubproblemSolution, k: int, n_try: int = 5
+) -> SubproblemSolution:
+    """The support of a smaller k grown to size k, one best neuron at a time (the ``n_try`` neurons the cut at the
+    current support predicts to help most are evaluated, the best kept).
+
+    Adding a neuron can never raise the objective (its weight may stay zero), so when the inner solver returns a
+    worse value than before, the previous weights padded with a zero are returned instead: the grown support's
+    objective is never above the smaller one's, and the path over k stays monotone."""
+    current = previous
+    while current.support.size < k:
+        outside_R = np.setdiff1d(np.arange(objective.n_features), current.support)
+        if outside_R.size == 0:
+            break
+        order = outside_R[np.argsort(-current.cut_coef[outside_R], kind="stable")[:n_try]]
+        grown = [objective.evaluate(np.append(current.support, j)) for j in order]
+        for solution in grown:
+            pool.add(solution)
+        best = min(grown, key=lambda sol: sol.upper)
+        if best.upper > current.upper:
+            new_j = int(np.setdiff1d(best.support, current.support)[0])
+            at = int(np.searchsorted(best.support, new_j))
+            best = SubproblemSolution(
+                support=best.support,
+                upper=current.upper,
+                lower=min(best.lower, current.upper),
+                coef=np.insert(current.coef, at, 0.0),
+                intercept=current.intercept,
+                cut_constant=best.cut_constant,
+                cut_coef=best.cut_coef,
+            )
+        current = best
+    return current
+
+
+def _boolean_relaxation(
+    objective: SparseSVMObjective,
+    pool: _CutPool,
+    k: int,
+    incumbent: SubproblemSolution,
+    deadline: float,
+    cutoff: float,
+    max_iter: int = 200,
+    rel_tol: float = 1e-5,
+    blend: float = 0.5,
+    min_iter: int = 5,
+) -> tuple[float, int, np.ndarray]:
+    """A lower bound on the k-sparse optimum from the Boolean (perspective) relaxation ``s in [0, 1]^d``.
+
+    The relaxation ``min {c(s) : sum s = k, 0 <= s <= 1}`` (Bertsimas, Pauphilet & Van Parys 2021, section 3; the
+    perspective formulation of Dedieu, Hazimeh & Mazumder 2021) is convex: ``c`` is a maximum of functions linear
+    in ``s``, and at a fractional point it is the SVM on the neurons scaled by ``sqrt(s_j)``
+    (:meth:`SparseSVMObjective.evaluate_fractional`), whose dual gives a cut tight there. It is solved by a
+    stabilised cutting-plane method (in-out, Ben-Ameur & Neto 2007): the LP ``min t`` over all cuts of the pool and
+    the relaxed constraints gives a lower bound and a point ``s_lp``; the next cut is taken between ``s_lp`` and the
+    best point so far (the centre, first the incumbent), which converges much faster than cutting at ``s_lp``
+    itself. Every cut enters the pool, so the masters start from an LP relaxation close to the Boolean one. Stops
+    when the bound reaches ``cutoff``, when the relaxation is solved within ``rel_tol``, after ``min_iter`` steps
+    once a relaxed point below the cutoff shows that the relaxation cannot prove the incumbent (a weak ridge:
+    branching has to), or at ``deadline``. Returns
+    ``(bound, iterations, s)`` with ``s`` the best relaxed point found.
+    """
+    import highspy
+
+    d = objective.n_features
+    bound, _ = pool.single_cut_bound(k)
+    center_D = np.zeros(d)
+    center_D[incumbent.support] = 1.0
+    if k >= d or bound >= cutoff:
+        return bound, 0, center_D
+    center_value = incumbent.upper
+    inf = highspy.kHighsInf
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    h.addCols(
+        d + 1,
+        np.append(np.zeros(d), 1.0),
+        np.zeros(d + 1),
+        np.append(np.ones(d), inf),
+        0,
+        np.zeros(0, dtype=np.int32),
+        np.zeros(0, dtype=np.int32),
+        np.zeros(0),
+    )
+    cols = np.arange(d + 1, dtype=np.int32)
+    h.addRow(float(k), float(k), d, cols[:d], np.ones(d))
+    n_rows = 0
+
+    def add_rows() -> None:
+        nonlocal n_rows
+        m = len(pool) - n_rows
+        if m > 0:
+            h.addRows(
+                m,
+                np.asarray(pool.constant_C[n_rows:], dtype=np.float64),
+                np.full(m, inf),
+                m * (d + 1),
+                np.arange(0, m * (d + 1), d + 1, dtype=np.int32),
+                np.tile(cols, m),
+                np.column_stack([np.asarray(pool.coef_CD[n_rows:]), np.ones(m)]).ravel(),
+            )
+            n_rows = len(pool)
+
+    n_iter = 0
+    while n_iter < max_iter and time.perf_counter() < deadline:
+        n_iter += 1
+        add_rows()
+        h.run()
+        if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+            break
+        col = np.asarray(h.getSolution().col_value)
+        lp_D, lp_value = np.clip(col[:d], 0.0, 1.0), float(col[d])
+        bound = max(bound, lp_value)
+        if bound >= cutoff or center_value - bound <= rel_tol * max(abs(center_value), 1e-10):
+            break
+        if n_iter > min_iter and center_value < cutoff:
+            break  # the relaxation's optimum lies below the cutoff: it cannot prove the incumbent, branching must
+        query_D = blend * center_D + (1.0 - blend) * lp_D
+        upper, constant, coef_D = objective.evaluate_fractional(query_D)
+        pool.add_cut(constant, coef_D, ("fractional", len(pool)))
+        if upper < center_value:
+            center_D, center_value = query_D, upper
+        elif constant - coef_D @ lp_D <= lp_value + 1e-9 * max(1.0, abs(lp_value)):
+            # the cut at the blended point does not separate the LP point: cut at the LP point itself
+            _, constant, coef_D = objective.evaluate_fractional(lp_D)
+            pool.add_cut(constant, coef_D, ("fractional", len(pool)))
+    return bound, n_iter, center_D
+
+
 def _solve_highs(
     objective: SparseSVMObjective,
     pool: _CutPool,
@@ -497,13 +698,20 @@ def _solve_highs(
     mip_gap: float,
     seed: int,
     max_solutions: int = 5,
+    extra_cuts: int = 5,
+    milp_every: int = 4,
+    milp_after: float = 0.5,
 ) -> tuple[SubproblemSolution, _Outcome]:
-    """Outer approximation as a cutting-plane loop around HiGHS.
+    """Outer approximation as a cutting-plane loop around HiGHS (which has no lazy-constraint callback).
 
-    Each round asks the master for supports whose lower model lies below the cutoff ``UB - mip_gap |UB|``
-    (HiGHS prunes everything above it and stops after ``max_solutions`` improving solutions), evaluates them and
-    adds their cuts. When the master proves that no support lies below the cutoff, the incumbent is optimal within
-    ``mip_gap``. Each master solve's dual bound, capped at the cutoff, is a valid lower bound.
+    A master round solves the MILP over all cuts so far, asking for supports whose lower model lies below the
+    cutoff ``UB - mip_gap |UB|`` (HiGHS prunes everything above it and stops after ``max_solutions`` improving
+    solutions); their cuts, and those of up to ``extra_cuts`` supports a local search on the lower model finds near
+    them, are added before the next round. Between master rounds, cheaper rounds add the cuts of supports that a
+    local search on the lower model finds below the cutoff; the MILP runs when that search finds none, at least
+    every ``milp_every`` rounds, and at the latest once ``milp_after`` of the time is spent. When the master proves
+    that no support lies below the cutoff, the incumbent is optimal within ``mip_gap``. Each master solve's dual
+    bound, capped at the cutoff, is a valid lower bound.
     """
     import highspy
 
@@ -554,8 +762,9 @@ def _solve_highs(
     best, lower, n_master = incumbent, -math.inf, 0
     status, note = "time_limit", ""
     rng = np.random.default_rng(seed)
-    last_supports: list[np.ndarray] = []
     no_cutoff_status = {highspy.HighsModelStatus.kInfeasible, highspy.HighsModelStatus.kObjectiveBound}
+    t_begin, n_round = time.perf_counter(), 0
+    proposed: list[np.ndarray] = []
     while True:
         remaining = deadline - time.perf_counter()
         if remaining <= 0:
@@ -564,18 +773,22 @@ def _solve_highs(
         if lower >= cutoff:
             status = "optimal"
             break
-        # cheap rounds first: supports below the cutoff found by local search on the lower model add cuts
-        # without a MILP solve; the MILP is needed only when the search comes back empty (and for the proof)
-        proposals = _search_lower_model(pool, k, [best.support, *last_supports], cutoff, rng)
-        if proposals:
-            for support_K in proposals:
-                solution = objective.evaluate(support_K)
-                if solution.upper < best.upper:
-                    best = solution
-                pool.add(solution)
-            add_cuts(n_rows_cuts)
-            n_rows_cuts = len(pool)
-            continue
+        # cheap rounds: supports below the cutoff found by local search on the lower model add cuts without a MILP
+        # solve; the master MILP runs whenever the search comes back empty, and at least every `milp_every` rounds
+        # and once the share `milp_after` of the time is spent, so a bound is always proved
+        n_round += 1
+        due = n_master == 0 and time.perf_counter() - t_begin >= milp_after * (deadline - t_begin)
+        if not due and n_round % milp_every:
+            proposals = _search_lower_model(pool, k, [best.support, *proposed], cutoff, rng)
+            if proposals:
+                for support_K in proposals:
+                    solution = objective.evaluate(support_K)
+                    if solution.upper < best.upper:
+                        best = solution
+                    pool.add(solution)
+                add_cuts(n_rows_cuts)
+                n_rows_cuts = len(pool)
+                continue
         h.setOptionValue("time_limit", float(remaining))
         h.setOptionValue("objective_bound", float(cutoff))
         h.run()
@@ -592,12 +805,12 @@ def _solve_highs(
         if info.primal_solution_status == 2:  # feasible
             found.append(np.asarray(h.getSolution().col_value[:d]))
         n_new = 0
-        last_supports = []
+        proposed = []
         for col_D in found:
             support_K = np.flatnonzero(col_D > 0.5)
             if support_K.size != k:
                 continue
-            last_supports.append(support_K)
+            proposed.append(support_K)
             solution = objective.evaluate(support_K)
             if solution.upper < best.upper:
                 best = solution
@@ -607,6 +820,13 @@ def _solve_highs(
         if model_status not in (highspy.HighsModelStatus.kOptimal, highspy.HighsModelStatus.kSolutionLimit):
             status, note = "error", f"HiGHS master status {h.modelStatusToString(model_status)}"
             break
+        # more cuts per round: supports near the master's whose lower model still undercuts the incumbent
+        cutoff = best.upper - mip_gap * abs(best.upper)
+        for support_K in _search_lower_model(pool, k, [best.support, *proposed], cutoff, rng)[:extra_cuts]:
+            solution = objective.evaluate(support_K)
+            if solution.upper < best.upper:
+                best = solution
+            n_new += pool.add(solution)
         if n_new == 0:
             # every support the master proposed was evaluated before: its lower model there equals c(s) up to the
             # SVM's duality gap, which then limits the proof (the master's dual bound above is the valid bound)
@@ -616,6 +836,19 @@ def _solve_highs(
         add_cuts(n_rows_cuts)
         n_rows_cuts = len(pool)
     return best, _Outcome(status=status, bound=lower, n_master=n_master, note=note)
+
+
+def _select_cuts(pool: _CutPool, k: int, limit: int) -> np.ndarray:
+    """Indices of at most ``limit`` cuts for a master at sparsity k: half the most recent, half those with the best
+    bound on their own at k."""
+    n = len(pool)
+    if n <= limit:
+        return np.arange(n)
+    coef_CD = np.asarray(pool.coef_CD)
+    value_C = np.asarray(pool.constant_C) - (-np.partition(-coef_CD, k - 1, axis=1)[:, :k]).sum(axis=1)
+    recent = np.arange(n - limit // 2, n)
+    strongest = np.argsort(-value_C[: n - limit // 2], kind="stable")[: limit - recent.size]
+    return np.sort(np.concatenate([strongest, recent]))
 
 
 def _solve_gurobi(
@@ -628,7 +861,11 @@ def _solve_gurobi(
     seed: int,
     threads: int,
     extra_cuts: int = 3,
+    fractional_cuts: int = 50,
 ) -> tuple[SubproblemSolution, _Outcome]:
+    """Outer approximation in one Gurobi branch-and-cut: the cuts of the pool as rows, a lazy cut at every integer
+    solution (plus up to ``extra_cuts`` from supports nearby), and a perspective cut at up to ``fractional_cuts``
+    fractional node relaxations (:meth:`SparseSVMObjective.evaluate_fractional`)."""
     import gurobipy as gp
     from gurobipy import GRB
 
@@ -639,12 +876,12 @@ def _solve_gurobi(
         t = model.addVar(lb=0.0, name="t")
         s_list = [s[j] for j in range(d)]
         model.addConstr(gp.quicksum(s_list) == k)
-        n_start = min(len(pool), _MAX_GUROBI_START_CUTS)
-        for c in range(len(pool) - n_start, len(pool)):
+        for c in _select_cuts(pool, k, _MAX_GUROBI_START_CUTS):
             model.addConstr(t + gp.LinExpr(pool.coef_CD[c].tolist(), s_list) >= pool.constant_C[c])
         model.setObjective(t, GRB.MINIMIZE)
         remaining = max(deadline - time.perf_counter(), 1e-3)
         model.Params.LazyConstraints = 1
+        model.Params.PreCrush = 1  # user cuts at fractional nodes
         model.Params.TimeLimit = remaining
         model.Params.MIPGap = mip_gap / 4.0
         model.Params.MIPGapAbs = 1e-9
@@ -658,10 +895,26 @@ def _solve_gurobi(
         s_D[incumbent.support] = 1.0
         t.Start = max(pool.value(s_D), incumbent.upper)
 
-        state = {"best": incumbent, "n_callbacks": 0}
+        state = {"best": incumbent, "n_callbacks": 0, "n_fractional": 0}
         rng = np.random.default_rng(seed)
 
+        def fractional_cut(m: Any) -> None:
+            # the perspective relaxation at the node's LP point: a cut tight there (a user cut, valid everywhere)
+            if state["n_fractional"] >= fractional_cuts or m.cbGet(GRB.Callback.MIPNODE_STATUS) != GRB.OPTIMAL:
+                return
+            rel_D = np.clip(np.asarray(m.cbGetNodeRel(s_list)), 0.0, 1.0)
+            if np.all((rel_D < 1e-6) | (rel_D > 1 - 1e-6)):
+                return
+            state["n_fractional"] += 1
+            _, constant, coef_D = objective.evaluate_fractional(rel_D)
+            pool.add_cut(constant, coef_D, ("fractional", len(pool)))
+            if float(m.cbGetNodeRel(t)) < constant - coef_D @ rel_D - 1e-9 * max(1.0, abs(constant)):
+                m.cbCut(t + gp.LinExpr(coef_D.tolist(), s_list) >= constant)
+
         def callback(m: Any, where: int) -> None:
+            if where == GRB.Callback.MIPNODE:
+                fractional_cut(m)
+                return
             if where != GRB.Callback.MIPSOL:
                 return
             state["n_callbacks"] += 1
@@ -729,6 +982,9 @@ neurons' joint behaviour, decides the support."""
 
 GAMMA_TOLERANCE = 0.005
 """Validation ROC-AUC within which a stronger ridge is preferred to the best-scoring one (see :func:`validate_gamma`)."""
+
+GAMMA_WIDEN = 2
+"""How many times :func:`validate_gamma` widens the grid by a factor of 10 beyond an edge it chose."""
 
 CANDIDATE_RANKERS: tuple[str, ...] = ("mean_diff", "l1_path", "telescopic")
 """Rankers whose top lists are merged into the candidate set of an optimal probe (and give its warm starts)."""
@@ -841,6 +1097,7 @@ def validate_gamma(
     feature_scale: float = 1.0,
     intercept_scaling: float = 1.0,
     tolerance: float = GAMMA_TOLERANCE,
+    widen: int = GAMMA_WIDEN,
 ) -> tuple[float, float, dict[float, float]]:
     """Choose the ridge ``gamma`` on validation data; returns ``(gamma, multiple, {multiple: validation AUC})``.
 
@@ -848,7 +1105,9 @@ def validate_gamma(
     the heuristic supports (each candidate ranker's top k) is the one the optimal probe would start from; its SVM
     is scored by ROC-AUC on the validation rows. The strongest ridge (smallest multiple) whose mean AUC over k
     lies within ``tolerance`` of the best wins: its master problem is much easier, and a difference that small is
-    within the noise of a validation set (a one-standard-error rule in spirit).
+    within the noise of a validation set (a one-standard-error rule in spirit). When the winner is an edge of the
+    grid, the grid is widened by a factor of 10 beyond that edge, up to ``widen`` times per edge; the returned
+    scores hold every multiple tried (:func:`gamma_edge_note` says whether the edge was reached).
     """
     grid = tuple(sorted(float(g) for g in grid))
     if not grid or grid[0] <= 0:
@@ -859,8 +1118,8 @@ def validate_gamma(
     position_D = np.full(X_ND.shape[1], -1)
     position_D[candidates_C] = np.arange(candidates_C.size)
     Xc_NC, Xv_VC = X_ND[:, candidates_C], np.asarray(X_val, dtype=np.float64)[:, candidates_C]
-    scores: dict[float, float] = {}
-    for multiple in grid:
+
+    def score(multiple: float) -> float:
         objective = SparseSVMObjective(
             Xc_NC, y_N, multiple / math.sqrt(n), feature_scale=feature_scale, intercept_scaling=intercept_scaling
         )
@@ -872,14 +1131,64 @@ def validate_gamma(
             best = min(sols, key=lambda s: s.upper)
             coef_K, intercept = objective.raw_coef(best)
             aucs.append(_auc(np.asarray(y_val), Xv_VC[:, best.support] @ coef_K + intercept))
-        scores[multiple] = float(np.nanmean(aucs)) if np.isfinite(aucs).any() else float("nan")
-    finite = {m: s for m, s in scores.items() if np.isfinite(s)}
-    if not finite:
-        chosen = grid[0]
-    else:
+        return float(np.nanmean(aucs)) if np.isfinite(aucs).any() else float("nan")
+
+    def choose(scores: dict[float, float]) -> float:
+        finite = {m: s for m, s in scores.items() if np.isfinite(s)}
+        if not finite:
+            return min(scores)
         top = max(finite.values())
-        chosen = min(m for m, s in finite.items() if s >= top - tolerance - 1e-12)
-    return chosen / math.sqrt(n), chosen, scores
+        return min(m for m, s in finite.items() if s >= top - tolerance - 1e-12)
+
+    scores = {multiple: score(multiple) for multiple in grid}
+    chosen = choose(scores)
+    n_up = n_down = 0
+    while True:
+        edge = _gamma_edge(scores, chosen, tolerance)
+        if edge == "top" and n_up < widen:
+            n_up += 1
+            scores[max(scores) * 10.0] = score(max(scores) * 10.0)
+        elif edge == "bottom" and n_down < widen:
+            n_down += 1
+            scores[min(scores) / 10.0] = score(min(scores) / 10.0)
+        else:
+            break
+        chosen = choose(scores)
+    return chosen / math.sqrt(n), chosen, dict(sorted(scores.items()))
+
+
+def _gamma_edge(scores: dict[float, float], chosen: float, tolerance: float = GAMMA_TOLERANCE) -> str:
+    """``"top"`` when the weakest ridge tried wins, ``"bottom"`` when the strongest wins by more than
+    ``tolerance`` (the validation score still rises towards that edge), else ``""``. A strongest ridge that only
+    ties the others is the rule's preference, not an edge."""
+    if len(scores) < 2 or not np.isfinite(scores.get(chosen, math.nan)):
+        return ""
+    if chosen == max(scores):
+        return "top"
+    others = [v for m, v in scores.items() if m != chosen and np.isfinite(v)]
+    if chosen == min(scores) and (not others or scores[chosen] > max(others) + tolerance):
+        return "bottom"
+    return ""
+
+
+def gamma_edge_note(grid: Sequence[float], multiple: float, scores: dict[float, float]) -> str:
+    """A warning when validation chose an edge of the gamma grid (empty when the choice is inside it).
+
+    ``grid`` is the grid asked for, ``scores`` every multiple tried (with the widening of :func:`validate_gamma`)."""
+    if len(scores) < 2:
+        return ""
+    widened = sorted(set(scores) - {float(g) for g in grid})
+    note = ""
+    if widened:
+        note = f"validation chose an edge of the gamma grid; the grid was widened to {', '.join(f'{m:g}' for m in widened)}"
+    edge = _gamma_edge(scores, multiple)
+    if edge:
+        edge = "top (weakest ridge)" if edge == "top" else "bottom (strongest ridge)"
+        note = (note + "; " if note else "") + (
+            f"the chosen multiple {multiple:g} is still at the {edge} edge of the grid tried: the validation score "
+            "may keep improving beyond it"
+        )
+    return note
 
 
 def _holdout(y_N: np.ndarray, groups: Any | None, random_state: int) -> tuple[np.ndarray, np.ndarray]:
@@ -954,7 +1263,7 @@ def _optimal_sparse_path(
     threads: int,
     random_state: int,
 ) -> list[SparseFit]:
-    """Optimal k-sparse probes for every k in ``ks`` (solved in descending order, sharing cuts).
+    """Optimal k-sparse probes for every k in ``ks`` (solved in ascending order, sharing cuts).
 
     Takes validated 0/1 data with its ``classes`` (the validation labels are compared with ``classes[1]``) and
     resolved ``ks``; the parameters are those of :class:`OptimalSparseProbe`. Returns one :class:`SparseFit` per k
@@ -968,7 +1277,14 @@ def _optimal_sparse_path(
     if isinstance(gamma, str) and gamma != "validate":
         raise ProbeInputError(f"gamma must be 'validate', None (1/sqrt(n)) or a positive number, got {gamma!r}.")
     t_start = time.perf_counter()
-    heuristics = rank_for_candidates(X_ND, y_N, ks, candidate_rankers)
+    # the neurons are ranked once per fit: on the rows that fit gamma when gamma is validated on an internal
+    # holdout (the held-out rows then stay unseen by the rankers), else on all training rows
+    holdout = gamma == "validate" and validation is None
+    if holdout:
+        fit_rows, val_rows = _holdout(y_N, groups, random_state)
+        heuristics = rank_for_candidates(X_ND[fit_rows], y_N[fit_rows], ks, candidate_rankers)
+    else:
+        heuristics = rank_for_candidates(X_ND, y_N, ks, candidate_rankers)
     if candidates is None:
         candidates_C = candidate_union(heuristics, max(int(n_candidates), max(ks)), ks)
     else:
@@ -985,13 +1301,13 @@ def _optimal_sparse_path(
     position_D[candidates_C] = np.arange(d)
     gamma_scores: dict[float, float] = {}
     gamma_multiple = float("nan")
+    gamma_note = ""
     if gamma == "validate":
-        if validation is None:
-            fit_rows, val_rows = _holdout(y_N, groups, random_state)
+        if holdout:
             X_fit, y_fit, X_val, y_val = X_ND[fit_rows], y_N[fit_rows], X_ND[val_rows], y_N[val_rows]
-            sel_heuristics = rank_for_candidates(X_fit, y_fit, ks, candidate_rankers)
             gamma_source = "validated (internal holdout)"
         else:
+            assert validation is not None
             X_val = np.asarray(validation[0], dtype=np.float64)
             y_val = (np.asarray(validation[1]) == classes[1]).astype(np.int64)
             if X_val.ndim != 2 or X_val.shape[1] != D or X_val.shape[0] != y_val.size:
@@ -999,13 +1315,16 @@ def _optimal_sparse_path(
                     f"validation must be (X_val, y_val) with {D} neurons and one label per row, got "
                     f"{X_val.shape} and {y_val.shape}."
                 )
-            X_fit, y_fit, sel_heuristics = X_ND, y_N, heuristics
+            X_fit, y_fit = X_ND, y_N
             gamma_source = "validated"
         _, gamma_multiple, gamma_scores = validate_gamma(
-            X_fit, y_fit, X_val, y_val, ks, candidates_C, sel_heuristics,
+            X_fit, y_fit, X_val, y_val, ks, candidates_C, heuristics,
             grid=gamma_grid, feature_scale=feature_scale, intercept_scaling=intercept_scaling,
         )  # fmt: skip
         gamma_value = gamma_multiple / math.sqrt(X_ND.shape[0])
+        gamma_note = gamma_edge_note(gamma_grid, gamma_multiple, gamma_scores)
+        if gamma_note:
+            warnings.warn(f"OSP gamma validation: {gamma_note}.", RuntimeWarning, stacklevel=3)
     elif gamma is None:
         gamma_value, gamma_multiple, gamma_source = 1.0 / math.sqrt(X_ND.shape[0]), 1.0, "paper (1/sqrt(n))"
     else:
@@ -1032,39 +1351,54 @@ def _optimal_sparse_path(
     setup_time = time.perf_counter() - t_start
     fits: list[SparseFit] = []
     previous: SubproblemSolution | None = None
-    for k in sorted(ks, reverse=True):
+    for k in sorted(ks):  # ascending: each k starts from the previous support plus its best neuron
         t0 = time.perf_counter()
         n_eval0 = objective.n_evaluations
         deadline = t0 + time_limit
-        # warm starts: each ranker's top k, and the previous (larger k) solution without its weakest neurons
         starts = {name: objective.evaluate(sup) for name, sup in starts_by_k[k].items()}
         starts.setdefault("candidates", objective.evaluate(np.arange(k)))
         if previous is not None:
-            keep = np.argsort(-np.abs(previous.coef), kind="stable")[:k]
-            starts["previous k"] = objective.evaluate(previous.support[keep])
+            starts["previous k + best neuron"] = _extend_support(objective, pool, previous, k)
         for start in starts.values():
             pool.add(start)
         warm_name, warm = min(starts.items(), key=lambda item: item[1].upper)
-        incumbent = _improve_by_swaps(objective, pool, warm)
+        incumbent = searched = _improve_by_swaps(objective, pool, warm)
+        cutoff = incumbent.upper - mip_gap * abs(incumbent.upper)
+        relax_deadline = min(deadline, t0 + RELAXATION_SHARE * time_limit)
+        root_bound, n_relax, relax_s = _boolean_relaxation(objective, pool, k, incumbent, relax_deadline, cutoff)
+        rounded = objective.evaluate(np.argsort(-relax_s, kind="stable")[:k])  # the relaxation rounded
+        pool.add(rounded)
+        if rounded.upper < incumbent.upper:
+            incumbent = rounded
+            cutoff = incumbent.upper - mip_gap * abs(incumbent.upper)
         used, note = chosen, choice_note
-        try:
-            if used == "gurobi":
-                best, outcome = _solve_gurobi(objective, pool, k, incumbent, deadline, mip_gap, random_state, threads)
-            else:
+        if root_bound >= cutoff:  # the relaxation alone proves the incumbent optimal
+            best, outcome = incumbent, _Outcome(status="optimal", bound=root_bound, n_master=0)
+        else:
+            try:
+                if used == "gurobi":
+                    best, outcome = _solve_gurobi(
+                        objective, pool, k, incumbent, deadline, mip_gap, random_state, threads
+                    )
+                else:
+                    best, outcome = _solve_highs(objective, pool, k, incumbent, deadline, mip_gap, random_state)
+            except _GurobiLicenceError as err:
+                used, note = "highs", f"Gurobi licence refused the model ({err}); fell back to HiGHS"
                 best, outcome = _solve_highs(objective, pool, k, incumbent, deadline, mip_gap, random_state)
-        except _GurobiLicenceError as err:
-            used, note = "highs", f"Gurobi licence refused the model ({err}); fell back to HiGHS"
-            best, outcome = _solve_highs(objective, pool, k, incumbent, deadline, mip_gap, random_state)
+        if best.upper > incumbent.upper:
+            best = incumbent
         if best.support.size != k:  # a broken warm start must never pass as a solution
             raise RuntimeError(f"OSP internal error: support of size {best.support.size} returned for k={k}")
-        gap = _relative_gap(best.upper, outcome.bound)
-        proven = outcome.status in ("optimal", "evaluator_tolerance") and gap <= mip_gap * (1 + 1e-9) + 1e-12
+        bound = max(root_bound, outcome.bound)
+        gap = _relative_gap(best.upper, bound)
+        # a valid lower bound that meets the objective is a proof, whatever stopped the master
+        proven = gap <= mip_gap * (1 + 1e-9) + 1e-12
         status = "optimal" if proven else outcome.status
         if status == "optimal" and not proven:
             status = "gap_not_closed"
-        wall = time.perf_counter() - t0 + setup_time
-        setup_time = 0.0
+        wall = time.perf_counter() - t0
         support_set = set(candidates_C[best.support].tolist())
+        tol = 1e-9 * max(1.0, abs(warm.upper))
         info = SolveInfo(
             k=k,
             solver=used,
@@ -1072,7 +1406,7 @@ def _optimal_sparse_path(
             status=status,
             proven_optimal=bool(proven),
             objective=best.upper,
-            best_bound=outcome.bound,
+            best_bound=bound,
             mip_gap=gap,
             wall_time=wall,
             n_candidates=d,
@@ -1080,7 +1414,7 @@ def _optimal_sparse_path(
             n_evaluations=objective.n_evaluations - n_eval0,
             n_master_solves=outcome.n_master,
             gamma=objective.gamma,
-            note="; ".join(x for x in (note, outcome.note) if x),
+            note="; ".join(x for x in (note, outcome.note, gamma_note) if x),
             gamma_multiple=float(gamma_multiple),
             gamma_source=gamma_source,
             gamma_scores={float(m): float(s) for m, s in gamma_scores.items()},
@@ -1090,6 +1424,13 @@ def _optimal_sparse_path(
             warm_start=warm_name,
             warm_start_objective=float(warm.upper),
             equals_mean_diff_topk=support_set == set(md_rank_D[:k].tolist()),
+            setup_time=float(setup_time),
+            ranking_time=float(heuristics.seconds),
+            root_bound=float(root_bound),
+            n_relaxation_iterations=int(n_relax),
+            improved_on_warm_start=bool(best.upper < warm.upper - tol),
+            improved_by_master=bool(best.upper < searched.upper - tol),
+            gamma_note=gamma_note,
         )
         if not proven:
             warnings.warn(
@@ -1099,7 +1440,7 @@ def _optimal_sparse_path(
             )
         fits.append(_solution_fit(objective, best, candidates_C, X_ND, y_N, k, refit, info, C))
         previous = best
-    return fits[::-1]
+    return fits
 
 
 def brute_force_sparse_svm(
@@ -1209,7 +1550,7 @@ class OptimalSparseProbe(SparseLinearClassifierMixin, ClassifierMixin, BaseEstim
         validation: tuple[Any, Any] | None = None,
         groups: Any | None = None,
     ) -> list[SparseFit]:
-        """Optimal probes for every k in ``ks``, solved in descending order sharing cuts (``self.k`` is not used).
+        """Optimal probes for every k in ``ks``, solved in ascending order sharing cuts (``self.k`` is not used).
 
         ``ks=None`` is :data:`~sparse_probing.probes.OSP_K_GRID` (1..8) up to the number of neurons; larger explicit
         values are clipped with a :class:`~sparse_probing.probes.KClippedWarning`. Returns one
