@@ -167,24 +167,42 @@ def run_chapter(
     ``<output_dir>/results/`` (``output_dir`` defaults to ``data/results/runs``); such a run may not write inside
     ``book/``.
 
-    ``scheduler`` (e.g. ``"local:4"`` or ``"tcp://host:8786"``, see :mod:`sparse_probing.distributed`) is put into
-    the kernel's ``$SPARSE_PROBING_SCHEDULER`` for this run (restored afterwards), so the chapter's probe sweeps
-    (:func:`sparse_probing.study.probe_cache`) run on Dask workers; the results are the same. None leaves the
-    environment as it is. A bad value is refused before anything runs.
+    ``scheduler`` (e.g. ``"local:4"`` or ``"tcp://host:8786"``, see :mod:`sparse_probing.distributed`; None: the
+    value of ``$SPARSE_PROBING_SCHEDULER``, if any) is opened once for this run: a ``local:N`` cluster is started in
+    this process (:func:`sparse_probing.distributed.serve`) and closed when the run ends, an address is passed on.
+    The kernel receives its address in ``$SPARSE_PROBING_SCHEDULER`` and connects once, at its first use: the
+    chapter's caching (:func:`sparse_probing.study.cache_for`, in shards) and its probe sweeps
+    (:func:`sparse_probing.probes.run_sweep`, in batches) run on the workers; the results are the same. A bad value
+    is refused before anything runs.
     """
+    chapter = _resolve_chapter(chapter)
+    value = scheduler if scheduler is not None else os.environ.get("SPARSE_PROBING_SCHEDULER") or None
+    if value is None:
+        return _run_chapter(chapter, variant, overrides, output_dir, publish=publish, address=None)
+    from .distributed import check_scheduler, serve
+
+    try:
+        check_scheduler(value)
+    except ValueError as err:
+        raise ChapterError(str(err)) from None
+    with serve(value) as address:
+        return _run_chapter(chapter, variant, overrides, output_dir, publish=publish, address=address)
+
+
+def _run_chapter(
+    chapter: str,
+    variant: str,
+    overrides: Mapping[str, Any] | None,
+    output_dir: str | Path | None,
+    *,
+    publish: bool,
+    address: str | None,
+) -> Path:
+    """:func:`run_chapter` once its scheduler is open: ``address`` (or None) goes into the kernel's
+    ``$SPARSE_PROBING_SCHEDULER``."""
     import papermill as pm
 
-    if scheduler is not None:
-        from .distributed import SCHEDULER_ENV, check_scheduler
-
-        try:
-            check_scheduler(scheduler)
-        except ValueError as err:
-            raise ChapterError(str(err)) from None
-        environment = {SCHEDULER_ENV: scheduler}
-    else:
-        environment = {}
-    chapter = _resolve_chapter(chapter)
+    environment = {} if address is None else {"SPARSE_PROBING_SCHEDULER": address}
     if publish:
         if output_dir is not None:
             raise ChapterError("a published run writes to book/executed; do not pass an output directory with it")

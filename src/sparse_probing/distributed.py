@@ -3,13 +3,15 @@
 Nothing here is needed on one machine: without a scheduler every function below runs in the calling process,
 exactly as the rest of the package does. With one, three kinds of work go to Dask workers:
 
-* probe sweeps: :func:`~sparse_probing.probes.run_sweep` dispatches its (feature, layer, method) tasks with joblib;
-  inside :func:`scheduler` joblib's Dask backend sends them to the workers (results in the same order);
-* task lists, e.g. a chapter's loop over models: :func:`map_tasks` (``fn(item)`` per item, results in item order);
-* activation caching: :func:`cache_sharded` splits one cache entry's forward-pass batches into shards computed on
-  different workers, writes each shard atomically into the shared cache directory, and assembles them into the
-  same content-keyed entry :func:`~sparse_probing.activations.load_or_compute` writes (the same bytes: every batch
-  holds the same documents as in the single-machine run, and the entry is completed by the single-machine code).
+* activation caching: :func:`~sparse_probing.study.cache_for` (every chapter's caching) calls
+  :func:`cache_sharded`, which splits one cache entry's forward-pass batches into shards computed on different
+  workers, writes each shard atomically into the shared cache directory, and assembles them into the same
+  content-keyed entry :func:`~sparse_probing.activations.load_or_compute` writes (the same bytes: every batch holds
+  the same documents as in the single-machine run, and the entry is completed by the single-machine code);
+* probe sweeps: :func:`~sparse_probing.probes.run_sweep` sends its (feature, layer, method) tasks to the workers in
+  batches (:func:`run_batches`; results in the serial order, so the table is the same). Inside a batch, joblib is
+  sequential: a scikit-learn call that would parallelise itself (mutual information, k-NN) stays in the task;
+* task lists, e.g. a loop over models: :func:`map_tasks` (``fn(item)`` per item, results in item order).
 
 A scheduler is chosen by one plain value, as a chapter parameter or ``--scheduler`` flag would hold it:
 
@@ -21,14 +23,22 @@ A scheduler is chosen by one plain value, as a chapter parameter or ``--schedule
 ``"path/to/file.json"``   a scheduler file (``dask scheduler --scheduler-file``, e.g. on a shared filesystem)
 ========================  ===================================================================================
 
-::
+Two ways to make a scheduler active:
 
-    from sparse_probing import distributed
+* a block, in a script or notebook::
 
-    with distributed.scheduler("local:2"):
-        acts = distributed.cache_sharded(spec)             # shards on the workers, one entry on disk
-        df = run_sweep(acts_by_layer, labels, split, specs)  # joblib tasks on the workers
-        rows = distributed.map_tasks(run_one_model, models)  # a task per model
+      from sparse_probing import distributed
+
+      with distributed.scheduler("local:2"):
+          acts = study.cache_for("tiny-neox", "natural_language", "smoke")  # shards on the workers
+          df = run_sweep(acts_by_layer, labels, split, specs)              # sweep batches on the workers
+          rows = distributed.map_tasks(run_one_model, models)              # a task per model
+
+* ``$SPARSE_PROBING_SCHEDULER``, read at the first use (:func:`active_client`): one client per process, opened
+  once and reused by every later call until the process exits. ``sparse-probing chapter --scheduler`` and
+  ``sparse-probing book --scheduler`` open the scheduler once in the command's own process (:func:`serve`: a
+  ``local:N`` cluster is started there) and give its address to the chapter's kernel through this variable, so
+  a chapter run (or a book run) uses one cluster for all its caching and sweeps.
 
 Shards are written to ``<cache root>/<key>.shards/`` as ``shard-XXXXX.npz`` (written under a temporary name and
 renamed, with a ``.json`` record of its sha256), so a worker killed mid-shard leaves nothing a retry can mistake
@@ -36,12 +46,17 @@ for a finished shard; Dask reschedules the killed worker's task. The entry itsel
 lock and renamed into place by the same code as a single-machine run, so concurrent runs on a shared filesystem
 (``flock`` works on NFSv4 and Lustre) never see a half-written entry.
 
+Dask task keys name their kind: ``cache-plan-``, ``cache-shard-``, ``cache-assemble-`` (caching), ``sweep-``
+(probe sweep batches) and the ``desc`` of :func:`map_tasks`; a Dask dashboard or task stream shows where the work
+went.
+
 Run ``python -m sparse_probing.distributed cache --scheduler local:2 --model tiny-neox --dataset natural_language``
 to cache one entry from the command line.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import contextvars
 import functools
@@ -50,6 +65,7 @@ import os
 import re
 import shutil
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -77,16 +93,21 @@ from .paths import file_sha256, inside, open_new
 __all__ = [
     "SCHEDULER_ENV",
     "WORKER_THREADS_ENV",
+    "ArrayRef",
     "ShardPlan",
     "ShardResult",
+    "active_client",
     "assemble_shards",
     "cache_sharded",
     "check_scheduler",
+    "close_sessions",
     "compute_shard",
     "current_client",
     "map_tasks",
     "plan_shards",
+    "run_batches",
     "scheduler",
+    "serve",
 ]
 
 SCHEDULER_ENV = "SPARSE_PROBING_SCHEDULER"
@@ -96,7 +117,8 @@ the scheduler of chapters that pass their ``scheduler`` parameter through unchan
 T = TypeVar("T")
 R = TypeVar("R")
 
-_CLIENT: contextvars.ContextVar[Any] = contextvars.ContextVar("sparse_probing_dask_client", default=None)
+_NO_BLOCK = object()
+_CLIENT: contextvars.ContextVar[Any] = contextvars.ContextVar("sparse_probing_dask_client", default=_NO_BLOCK)
 _ADDRESS = re.compile(r"^(tcp|tls|inproc|ucx|ws|wss)://\S+$|^[A-Za-z0-9_.-]+:\d+$")
 
 
@@ -145,23 +167,123 @@ def check_scheduler(value: str) -> str:
 
 
 def current_client() -> Any:
-    """The Dask client selected by the innermost :func:`scheduler` block, or None (single machine)."""
-    return _CLIENT.get()
+    """The Dask client selected by the innermost :func:`scheduler` block, or None (no block, or a ``"none"``
+    block). :func:`active_client` also opens the scheduler that ``$SPARSE_PROBING_SCHEDULER`` names."""
+    client = _CLIENT.get()
+    return None if client is _NO_BLOCK else client
+
+
+def _on_worker() -> bool:
+    """Whether this code runs inside a Dask worker's task (where work must not be sent to a scheduler again)."""
+    module = sys.modules.get("distributed")
+    if module is None:
+        return False
+    try:
+        module.get_worker()
+    except ValueError:
+        return False
+    return True
+
+
+def active_client() -> Any:
+    """The Dask client that caching and sweeps use now, or None (the single machine).
+
+    The innermost :func:`scheduler` block decides when one is open (a ``"none"`` block means the single machine).
+    Otherwise ``$SPARSE_PROBING_SCHEDULER`` does: the scheduler it names is opened at the first call and the same
+    client is returned by every later call in this process (a ``local:N`` cluster is started once, not per call);
+    it is closed when the process exits. Inside a worker's task the answer is always None: work that runs on a
+    worker stays there.
+    """
+    client = _CLIENT.get()
+    if client is not _NO_BLOCK:
+        return client
+    value = os.environ.get(SCHEDULER_ENV)
+    if not value or _on_worker():
+        return None
+    kind, _ = _parse(value)
+    if kind == "none":
+        return None
+    return _session(value)
+
+
+_SESSIONS: dict[str, tuple[Any, contextlib.ExitStack]] = {}
+_SESSIONS_LOCK = threading.Lock()
+
+
+def _open(kind: str, arg: Any, n_workers: int | None, stack: contextlib.ExitStack) -> Any:
+    """A client for a parsed scheduler value, with what it started entered into ``stack`` (closed with it)."""
+    from distributed import Client, LocalCluster
+
+    if kind == "client":
+        return arg
+    if kind == "local":
+        workers = n_workers or arg or max(1, len(os.sched_getaffinity(0)))
+        cluster = stack.enter_context(
+            LocalCluster(
+                n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40
+            )
+        )
+        return stack.enter_context(Client(cluster, set_as_default=False))
+    if kind == "file":
+        return stack.enter_context(Client(scheduler_file=arg, set_as_default=False))
+    return stack.enter_context(Client(arg, set_as_default=False))
+
+
+def _announce(client: Any) -> None:
+    info = client.scheduler_info(n_workers=-1)
+    workers = info.get("workers", {})
+    threads = sum(w.get("nthreads", 0) for w in workers.values())
+    print(f"Dask scheduler {client.scheduler.address}: {len(workers)} workers, {threads} threads", flush=True)
+
+
+def _session(value: str) -> Any:
+    """The process's client for the scheduler ``value`` names, opened once (closed at exit)."""
+    with _SESSIONS_LOCK:
+        if value not in _SESSIONS:
+            kind, arg = _parse(value)
+            stack = contextlib.ExitStack()
+            try:
+                client = _open(kind, arg, None, stack)
+            except BaseException:
+                stack.close()
+                raise
+            _SESSIONS[value] = (client, stack)
+            if len(_SESSIONS) == 1:
+                atexit.register(close_sessions)
+            _announce(client)
+        return _SESSIONS[value][0]
+
+
+def close_sessions() -> None:
+    """Close the clients (and local clusters) that :func:`active_client` opened from ``$SPARSE_PROBING_SCHEDULER``
+    (done at exit; a later call opens a new one)."""
+    with _SESSIONS_LOCK:
+        sessions = list(_SESSIONS.values())
+        _SESSIONS.clear()
+    for _, stack in reversed(sessions):
+        with contextlib.suppress(Exception):
+            stack.close()
 
 
 @contextlib.contextmanager
 def scheduler(value: Any = None, *, n_workers: int | None = None, progress: bool = True) -> Iterator[Any]:
     """Run the enclosed work on the scheduler that ``value`` names; yields the Dask client (None: single machine).
 
-    ``value`` is one plain parameter (see the module docstring): ``None`` (``$SPARSE_PROBING_SCHEDULER`` or the
-    single machine), ``"none"``, ``"local"``/``"local:N"``, a Dask address, a scheduler file, or an existing
-    ``distributed.Client`` (left open on exit). Inside the block joblib's default backend is Dask, so
-    :func:`~sparse_probing.probes.run_sweep` and anything else built on ``joblib.Parallel`` runs on the workers,
-    and :func:`map_tasks` / :func:`cache_sharded` use the client. A local cluster and clients opened here are
-    closed on exit. ``n_workers`` overrides N of ``"local"``.
+    ``value`` is one plain parameter (see the module docstring): ``None`` (the scheduler
+    ``$SPARSE_PROBING_SCHEDULER`` names, the process's shared client of :func:`active_client`, left open on exit;
+    the single machine when it is unset), ``"none"``, ``"local"``/``"local:N"``, a Dask address, a scheduler file,
+    or an existing ``distributed.Client`` (left open on exit). Inside the block
+    :func:`~sparse_probing.study.cache_for`, :func:`~sparse_probing.probes.run_sweep`, :func:`map_tasks` and
+    :func:`cache_sharded` use the client, and joblib's default backend is Dask (other code built on
+    ``joblib.Parallel`` runs on the workers too). A local cluster and clients opened here are closed on exit.
+    ``n_workers`` overrides N of ``"local"``.
     """
     import joblib
 
+    env = os.environ.get(SCHEDULER_ENV)
+    if value is None and env and n_workers is None:
+        # the process's shared client (opened once, left open); work already on a worker stays there
+        value = "none" if _on_worker() or _parse(env)[0] == "none" else _session(env)
     kind, arg = _parse(value)
     if kind == "none":
         token = _CLIENT.set(None)
@@ -172,30 +294,11 @@ def scheduler(value: Any = None, *, n_workers: int | None = None, progress: bool
             _CLIENT.reset(token)
         return
 
-    from distributed import Client, LocalCluster
-
     with contextlib.ExitStack() as stack:
-        if kind == "client":
-            client = arg
-        elif kind == "local":
-            workers = n_workers or arg or max(1, len(os.sched_getaffinity(0)))
-            cluster = stack.enter_context(
-                LocalCluster(
-                    n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                    silence_logs=40,
-                )
-            )  # fmt: skip
-            client = stack.enter_context(Client(cluster))
-        elif kind == "file":
-            client = stack.enter_context(Client(scheduler_file=arg))
-        else:
-            client = stack.enter_context(Client(arg))
-        if progress:
-            info = client.scheduler_info(n_workers=-1)
-            workers = info.get("workers", {})
-            threads = sum(w.get("nthreads", 0) for w in workers.values())
-            print(f"Dask scheduler {client.scheduler.address}: {len(workers)} workers, {threads} threads", flush=True)
-        stack.enter_context(joblib.parallel_config(backend="dask"))
+        client = _open(kind, arg, n_workers, stack)
+        if progress and kind != "client":
+            _announce(client)
+        stack.enter_context(joblib.parallel_config(backend="dask", client=client))
         token = _CLIENT.set(client)
         try:
             yield client
@@ -203,8 +306,40 @@ def scheduler(value: Any = None, *, n_workers: int | None = None, progress: bool
             _CLIENT.reset(token)
 
 
+@contextlib.contextmanager
+def serve(value: str | None) -> Iterator[str | None]:
+    """The scheduler of one run of chapters, as an address their kernels can reach; yields that address.
+
+    ``"local"``/``"local:N"`` starts a ``LocalCluster`` of worker processes in this process for the duration of
+    the block and yields its ``tcp://`` address (so every chapter of a ``book`` run shares one cluster, and the
+    cluster closes when the run ends). A Dask address is yielded as it is, a scheduler file as an absolute path,
+    ``"none"`` as ``"none"`` and ``None`` as None (nothing chosen). Nothing else connects here.
+    """
+    if value is None:
+        yield None
+        return
+    kind, arg = _parse(value)
+    if kind == "none":
+        yield "none"
+    elif kind == "file":
+        yield str(Path(arg).resolve())
+    elif kind == "address":
+        yield arg
+    elif kind == "client":
+        yield arg.scheduler.address
+    else:
+        from distributed import LocalCluster
+
+        workers = arg or max(1, len(os.sched_getaffinity(0)))
+        with LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40
+        ) as cluster:
+            print(f"Dask scheduler {cluster.scheduler_address}: {workers} local workers", flush=True)
+            yield cluster.scheduler_address
+
+
 def _client(client: Any) -> Any:
-    return client if client is not None else current_client()
+    return client if client is not None else active_client()
 
 
 def _n_workers(client: Any) -> int:
@@ -252,6 +387,134 @@ def map_tasks(
         return [fn(item) for item in tqdm(items, desc=desc, unit="task", disable=not progress)]
     futures = client.map(fn, items, pure=False, retries=retries, key=[f"{desc}-{uuid.uuid4().hex}" for _ in items])
     return _gather_with_progress(client, futures, desc, progress)
+
+
+@dataclass(frozen=True)
+class ArrayRef:
+    """A read-only array stored in a file of the shared activation cache, sent to workers by name: each worker
+    maps the file itself (and reads only the rows a task uses) instead of receiving the array's bytes."""
+
+    path: str
+    dtype: str
+    shape: tuple[int, ...]
+    offset: int
+    order: str
+
+    def open(self) -> np.ndarray:
+        return np.memmap(self.path, dtype=self.dtype, mode="r", shape=self.shape, offset=self.offset, order=self.order)
+
+
+SHARE_BYTES = 1 << 18
+"""Array arguments of :func:`run_batches` from this size on are sent once (by file name or scattered), not with
+every batch."""
+
+
+def _by_reference(x: np.ndarray) -> ArrayRef | None:
+    """An :class:`ArrayRef` for a whole memory-mapped file inside the cache root (which the workers share), else
+    None."""
+    import mmap
+
+    if not isinstance(x, np.memmap) or not isinstance(getattr(x, "base", None), mmap.mmap) or not x.filename:
+        return None  # a slice or a copy of a mapping has no file of its own
+    if not (x.flags.c_contiguous or x.flags.f_contiguous):
+        return None
+    path = os.path.realpath(x.filename)
+    if not path.startswith(os.path.realpath(cache_root()) + os.sep):
+        return None
+    order = "C" if x.flags.c_contiguous else "F"
+    return ArrayRef(path, x.dtype.str, tuple(int(n) for n in x.shape), int(x.offset), order)
+
+
+def _call_batch(fn: Callable[..., R], calls: list[tuple]) -> list[R]:
+    """``[fn(*args) for args in calls]`` on a worker, with array references opened and joblib sequential (a
+    scikit-learn call that would start its own parallel jobs stays inside this task)."""
+    import joblib
+
+    opened: dict[ArrayRef, np.ndarray] = {}
+
+    def arg(a: Any) -> Any:
+        if isinstance(a, ArrayRef):
+            if a not in opened:
+                opened[a] = a.open()
+            return opened[a]
+        return a
+
+    with joblib.parallel_config(backend="sequential"):
+        return [fn(*(arg(a) for a in args)) for args in calls]
+
+
+def run_batches(
+    fn: Callable[..., R],
+    calls: Sequence[tuple],
+    *,
+    client: Any = None,
+    kind: str = "batch",
+    desc: str = "tasks",
+    progress: bool = True,
+    batches_per_thread: int = 4,
+    retries: int = 2,
+) -> list[R]:
+    """``[fn(*args) for args in calls]`` as batches of Dask tasks on the workers; results in call order.
+
+    ``fn`` must be importable by the workers (a module-level function). Array arguments of
+    :data:`SHARE_BYTES` or more are sent once, not with every batch: a whole memory-mapped file of the shared cache
+    by its name (:class:`ArrayRef`), any other array scattered to the workers. Calls whose largest such array is the
+    same are batched together (a batch needs one of them, e.g. one layer's activations), about ``batches_per_thread``
+    batches per worker thread in all; each batch is one task keyed ``<kind>-<tag>-<i>`` that runs its calls in
+    order with joblib sequential. A batch that raises is retried ``retries`` times, then its error is raised
+    here. Without a client (none passed, none active) the calls run here, in order.
+    """
+    calls = [tuple(c) for c in calls]
+    client = _client(client)
+    if client is None:
+        return [fn(*args) for args in tqdm(calls, desc=desc, unit="task", disable=not progress)]
+    if not calls:
+        return []
+    shared: dict[int, Any] = {}  # id of an array argument -> its reference or future
+
+    def share(a: Any) -> Any:
+        if not isinstance(a, np.ndarray) or a.nbytes < SHARE_BYTES:
+            return a
+        if id(a) not in shared:
+            ref = _by_reference(a)
+            shared[id(a)] = ref if ref is not None else client.scatter(np.asarray(a), hash=False, broadcast=False)
+        return shared[id(a)]
+
+    prepared = [tuple(share(a) for a in args) for args in calls]
+    groups: dict[int | None, list[int]] = {}  # by the largest shared array of the call (e.g. one layer)
+    for i, args in enumerate(calls):
+        arrays = [a for a in args if isinstance(a, np.ndarray) and id(a) in shared]
+        key = id(max(arrays, key=lambda a: a.nbytes)) if arrays else None
+        groups.setdefault(key, []).append(i)
+    threads = sum(w.get("nthreads", 1) for w in client.scheduler_info(n_workers=-1).get("workers", {}).values())
+    size = max(1, -(-len(calls) // max(1, batches_per_thread * max(1, threads))))
+    batches = [idx[j : j + size] for idx in groups.values() for j in range(0, len(idx), size)]
+    tag = uuid.uuid4().hex[:8]
+    futures = [
+        client.submit(
+            _call_batch, fn, [prepared[i] for i in batch], pure=False, retries=retries, key=f"{kind}-{tag}-{b}"
+        )
+        for b, batch in enumerate(batches)
+    ]
+    from distributed import as_completed
+
+    size_of = {f.key: len(batch) for f, batch in zip(futures, batches, strict=True)}
+    bar = tqdm(total=len(calls), desc=desc, unit="task", disable=not progress)
+    try:
+        for future in as_completed(futures):
+            if future.status == "error":
+                try:
+                    future.result()
+                finally:
+                    client.cancel([f for f in futures if f is not future])
+            bar.update(size_of[future.key])
+    finally:
+        bar.close()
+    out: list[Any] = [None] * len(calls)
+    for batch, results in zip(batches, client.gather(futures), strict=True):
+        for i, r in zip(batch, results, strict=True):
+            out[i] = r
+    return out
 
 
 # ---------------------------------------------------------------------------------------------- sharded cache
@@ -449,6 +712,21 @@ def assemble_shards(
     return acts
 
 
+def _entry_exists(spec: ActivationSpec, dataset: ProbingDataset | None, root: str) -> bool:
+    """Whether the entry of ``spec`` is already in the cache, found by its key without loading the model."""
+    from .activations import cache_key
+    from .datasets import load_dataset
+    from .models import fingerprint
+
+    try:
+        data = dataset if dataset is not None else load_dataset(spec.dataset, spec.variant)
+        if spec.n_documents is not None:
+            data = data.subset(spec.n_documents)
+        return inside(root, cache_key(spec, data, fingerprint(spec.model_spec))).is_dir()
+    except Exception:  # anything unusual is left to the workers, which report it
+        return False
+
+
 def cache_sharded(
     spec: ActivationSpec,
     *,
@@ -474,21 +752,29 @@ def cache_sharded(
     root = str(Path(root) if root is not None else cache_root())
     if client is None:
         return load_or_compute(spec, dataset=dataset, root=root)
+    if _entry_exists(spec, dataset, root):  # a finished entry is read here: no worker loads the model for it
+        return load_or_compute(spec, dataset=dataset, root=root)
     n = n_shards if n_shards is not None else 4 * _n_workers(client)
+    tag = uuid.uuid4().hex[:8]
     # the plan is scattered once, so that a dataset passed in does not travel with every shard task (a registered
     # dataset does not travel at all: each worker loads it)
-    plan = client.submit(plan_shards, spec, n, dataset=dataset, root=root, pure=False, retries=retries).result()
+    plan = client.submit(
+        plan_shards, spec, n, dataset=dataset, root=root, pure=False, retries=retries, key=f"cache-plan-{tag}"
+    ).result()
     plan_f = client.scatter(plan, hash=False)
     if not plan.complete:
-        tag = uuid.uuid4().hex[:8]
         futures = [
-            client.submit(compute_shard, plan_f, i, pure=False, retries=retries, key=f"shard-{plan.key}-{i}-{tag}")
+            client.submit(
+                compute_shard, plan_f, i, pure=False, retries=retries, key=f"cache-shard-{plan.key}-{i}-{tag}"
+            )
             for i in range(plan.n_shards)
         ]
         results = _gather_with_progress(client, futures, f"caching {spec.model} x {spec.dataset}", progress)
     else:
         results = []
-    acts = client.submit(assemble_shards, plan_f, results, pure=False, retries=retries).result()
+    acts = client.submit(
+        assemble_shards, plan_f, results, pure=False, retries=retries, key=f"cache-assemble-{plan.key}-{tag}"
+    ).result()
     return replace(acts, _arrays={})
 
 
@@ -508,6 +794,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dataset", required=True)
     p.add_argument("--variant", default="default")
     p.add_argument("--layers", default=None, help="comma-separated layer indices (default: all)")
+    p.add_argument("--site", default="mlp.hook_post", help="hook inside each block (default mlp.hook_post)")
     p.add_argument("--reduce", choices=["mean", "max", "last"], default=None)
     p.add_argument("--max-length", type=int, default=128)
     p.add_argument("--n-documents", type=int, default=None)
@@ -521,8 +808,8 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     try:
         spec = ActivationSpec(
-            model=args.model, dataset=args.dataset, variant=args.variant, layers=layers, reduce=args.reduce,
-            max_length=args.max_length, n_documents=args.n_documents, batch_size=args.batch_size,
+            model=args.model, dataset=args.dataset, variant=args.variant, layers=layers, site=args.site,
+            reduce=args.reduce, max_length=args.max_length, n_documents=args.n_documents, batch_size=args.batch_size,
         )  # fmt: skip
         with scheduler(args.scheduler):
             acts = cache_sharded(spec, n_shards=args.n_shards)

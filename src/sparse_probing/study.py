@@ -42,10 +42,11 @@ def cache_for(
 ) -> CachedActivations:
     """Cached MLP activations of every layer (or ``layers``) of ``model`` on a dataset (computed once, then reused).
 
-    Chapters that use the same arguments share one cache entry. Inside a
-    :func:`sparse_probing.distributed.scheduler` block the entry is computed in shards on the Dask workers
-    (:func:`~sparse_probing.distributed.cache_sharded`, each worker loading the model by name); the entry is the
-    same either way.
+    Chapters that use the same arguments share one cache entry. With a Dask scheduler active (a
+    :func:`sparse_probing.distributed.scheduler` block, or ``$SPARSE_PROBING_SCHEDULER``, which
+    ``sparse-probing chapter --scheduler`` sets for a chapter's kernel) the entry is computed in shards on the
+    workers (:func:`~sparse_probing.distributed.cache_sharded`, each worker loading the model by name); the entry is
+    the same either way.
     """
     loaded = model if isinstance(model, LoadedModel) else None
     name = loaded.spec.name if loaded is not None else str(model)
@@ -67,12 +68,18 @@ def cache_for(
 
 
 def _active_client() -> Any:
-    """The Dask client of an enclosing :func:`sparse_probing.distributed.scheduler` block, or None.
+    """The Dask client caching and sweeps use now (:func:`sparse_probing.distributed.active_client`), or None.
 
-    Looked up without importing :mod:`sparse_probing.distributed`: if nothing imported it, no block is open.
+    Dask is not imported unless a scheduler can be active: an enclosing
+    :func:`sparse_probing.distributed.scheduler` block (which imports that module) or ``$SPARSE_PROBING_SCHEDULER``
+    (whose scheduler is opened once per process and reused by every later call).
     """
     module = sys.modules.get(f"{__package__}.distributed")
-    return None if module is None else module.current_client()
+    if module is None:
+        if not os.environ.get(_SCHEDULER_ENV):
+            return None
+        from . import distributed as module
+    return module.active_client()
 
 
 def dataset_of(acts: CachedActivations) -> ProbingDataset:
@@ -137,10 +144,10 @@ def probe_cache(
     Defaults: every task of :func:`binary_tasks`, every cached layer, a grouped split stratified by the first
     feature when every example has it, and a bootstrap CI over documents for the test F1.
 
-    The sweep's tasks run on Dask workers when a scheduler is configured: inside a
-    :func:`sparse_probing.distributed.scheduler` block, or when ``$SPARSE_PROBING_SCHEDULER`` is set (e.g. by
-    ``sparse-probing chapter --scheduler local:4``; a local cluster is then started for this call and closed after
-    it). The table is the same either way.
+    The sweep's tasks run on Dask workers when a scheduler is active (see
+    :func:`~sparse_probing.probes.run_sweep`): inside a :func:`sparse_probing.distributed.scheduler` block, or when
+    ``$SPARSE_PROBING_SCHEDULER`` is set (e.g. by ``sparse-probing chapter --scheduler local:4``, whose cluster
+    serves every call of the chapter). The table is the same either way.
     """
     ex = acts.examples
     tasks = binary_tasks(ex) if tasks is None else tasks
@@ -152,14 +159,7 @@ def probe_cache(
     layers = acts.layers if layers is None else list(layers)
     activations = {layer: acts.layer(layer) for layer in layers}
     groups = ex["doc"].to_numpy()
-    client = _active_client()
-    if client is None and not os.environ.get(_SCHEDULER_ENV):
-        df = run_sweep(activations, tasks, split, specs, groups=groups, n_boot=n_boot, progress=progress)
-    else:
-        from . import distributed
-
-        with distributed.scheduler(client, progress=progress):  # None: the scheduler $SPARSE_PROBING_SCHEDULER names
-            df = run_sweep(activations, tasks, split, specs, groups=groups, n_boot=n_boot, progress=progress)
+    df = run_sweep(activations, tasks, split, specs, groups=groups, n_boot=n_boot, progress=progress)
     meta = acts.meta["spec"]
     return df.assign(model=meta["model"], dataset=meta["dataset"])
 

@@ -85,11 +85,22 @@ def test_run_chapter_puts_the_scheduler_in_the_kernel_environment(tmp_path, monk
         with open(output, "w") as f:
             json.dump({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}, f)
 
-    monkeypatch.setattr(papermill, "execute_notebook", execute)
+    def execute_with_workers(source, output, **kwargs):  # the kernel connects to the run's one cluster
+        from distributed import Client
+
+        execute(source, output)
+        with Client(seen["scheduler"]) as client:
+            seen["workers"] = len(client.scheduler_info(n_workers=-1)["workers"])
+
+    monkeypatch.setattr(papermill, "execute_notebook", execute_with_workers)
     monkeypatch.delenv(SCHEDULER_ENV, raising=False)
     out = run_chapter("01_methods", "smoke", output_dir=tmp_path, scheduler="local:2")
-    assert seen["scheduler"] == "local:2" and out.exists()
+    # local:2 was started once, in this process, and the kernel got its address
+    assert seen["scheduler"].startswith("tcp://") and seen["workers"] == 2 and out.exists()
     assert SCHEDULER_ENV not in os.environ  # restored after the run
+    monkeypatch.setattr(papermill, "execute_notebook", execute)
+    run_chapter("01_methods", "smoke", output_dir=tmp_path, scheduler="tcp://10.0.0.5:8786")
+    assert seen["scheduler"] == "tcp://10.0.0.5:8786"  # an address is passed on as it is
     monkeypatch.setenv(SCHEDULER_ENV, "none")
     run_chapter("01_methods", "smoke", output_dir=tmp_path)
     assert seen["scheduler"] == "none" and os.environ[SCHEDULER_ENV] == "none"  # None leaves it as it is
@@ -141,3 +152,62 @@ def test_a_chapter_on_a_bad_user_dataset_exits_2_and_leaves_nothing(tmp_path, ca
     assert code == 2, err
     assert len(err.strip().splitlines()) == 1 and "the chapter failed in cell" in err
     assert not list(out.glob(".*.running.ipynb"))
+
+
+def test_plan_prints_the_entries_of_a_paper_chapter_without_loading_a_model(capsys, monkeypatch):
+    import sparse_probing.models
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("plan loaded a model")
+
+    monkeypatch.setattr(sparse_probing.models, "load_model", refuse)
+    assert main(["plan", "04_monosemantic", "--variant", "paper"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("04_monosemantic (paper): 6 activation cache entries")
+    for family in ("paper_code", "paper_factual", "natural_language", "code_language", "data_source", "factual"):
+        assert f"pythia-70m x {family}" in out and f"--dataset {family} --variant default --layers all" in out
+    assert out.count("context     256 tokens") == 6 and "--max-length 256" in out
+    assert "dataset     paper_code-default-v1-" in out and "entry       pythia-70m-paper_code-default-" in out
+    assert main(["plan", "monosemantic", "--variant", "default"]) == 0
+    out = capsys.readouterr().out
+    assert "natural_language-default[:540]-v1-" in out and "--n-documents 540" in out
+    assert main(["plan", "scaling", "--variant", "smoke"]) == 0
+    assert capsys.readouterr().out.startswith("05_scaling (smoke): 6 activation cache entries")
+    assert main(["plan", "00_data"]) == 0 and "caches no activations" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["plan", "nosuch"], "unknown chapter 'nosuch'"),
+        (["plan", "04_monosemantic", "--variant", "huge"], "unknown variant 'huge'"),
+        (["plan", "04_monosemantic", "-p", "nosuch=1"], "has no parameter 'nosuch'"),
+        (["plan", "04_monosemantic", "-p", "max_length=long"], "max_length"),
+    ],
+)
+def test_plan_errors_are_one_line(capsys, argv, expected):
+    assert main(argv) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0], lines
+
+
+def test_plan_names_the_entries_a_chapter_run_caches(tiny_model, tmp_path, monkeypatch):
+    """The survey chapter (small, on the tiny model) caches exactly the entries its plan lists, the embedding
+    baseline's entry included."""
+    from sparse_probing.activations import cache_root
+    from sparse_probing.chapters import survey
+    from sparse_probing.cli import _chapter_config, _describe_entry, chapter_plan
+
+    monkeypatch.setenv("SPARSE_PROBING_CACHE", str(tmp_path / "cache"))
+    overrides = {
+        "families": ["text_features", "position"], "layers": [0, 1], "ks": [1, 2],
+        "n_documents": {"text_features": 16}, "max_tasks": 2, "max_examples": 400,
+        "features": {"text_features": ["has_leading_space", "contains_capital"], "position": ["position"]},
+        "alphas": [0.1], "surface_baselines": ["token", "embedding"], "single_neuron": False, "n_boot": 10,
+    }  # fmt: skip
+    plan = chapter_plan("06_survey", "smoke", overrides)
+    sites = [spec.site for spec, _ in plan["entries"]]
+    assert sites == ["mlp.hook_post", "hook_resid_pre", "mlp.hook_post"]  # no embedding entry for a regression
+    survey.run(_chapter_config("06_survey", "smoke", overrides), model=tiny_model)
+    cached = sorted(p.name for p in cache_root().iterdir() if p.is_dir())
+    assert cached == sorted(_describe_entry(spec)["entry_key"] for spec, _ in plan["entries"])

@@ -217,3 +217,186 @@ def test_study_helpers_use_the_active_scheduler(client, tiny_model, tmp_path, mo
     assert len(stream.data) >= 1
     timing = [c for c in table.columns if c.endswith("_time")]
     pd.testing.assert_frame_equal(table.drop(columns=timing), table_dask.drop(columns=timing))
+
+
+# ---------------------------------------------------------------------------------------------- chapters' work
+TASK_KINDS = ("cache-plan", "cache-shard", "cache-assemble", "sweep")
+
+
+def _kinds(stream: list[dict]) -> dict[str, int]:
+    """Task counts by kind (the prefix of the task's key); a key of no known kind is counted under its own name."""
+    counts: dict[str, int] = {}
+    for task in stream:
+        key = str(task.get("key"))
+        kind = next((k for k in TASK_KINDS if key.startswith(f"{k}-")), key)
+        counts[kind] = counts.get(kind, 0) + 1
+    return counts
+
+
+def _chapter_01(acts_of):
+    """01_methods: every layer cached, every class probed at one layer through probe_cache (mutual information
+    among the rankers: scikit-learn's k-NN estimator, which would parallelise itself through joblib)."""
+    from sparse_probing import study
+
+    acts = acts_of("natural_language", n_documents=24)
+    tasks = dict(list(study.binary_tasks(acts.examples, min_positives=3, min_negatives=3).items())[:2])
+    specs = [ProbeSpec("mean_diff", ks=(1, 2)), ProbeSpec("mutual_info", ks=(1, 2)), ProbeSpec("dense")]
+    split = study.split_examples(acts.examples)
+    return study.probe_cache(acts, specs, tasks=tasks, layers=[1], split=split, n_boot=5)
+
+
+def _chapter_03(acts_of):
+    """03_superposition: the chapter's layers cached (batch 32), a sweep over them, controls on the early layers."""
+    from sparse_probing import study
+
+    acts = acts_of("paper_compound_words", n_documents=168, layers=(0, 1), batch_size=32, max_length=160)
+    tasks = study.binary_tasks(acts.examples, acts.features, min_positives=3, min_negatives=3)
+    tasks = dict(list(tasks.items())[:2])
+    split = study.split_examples(acts.examples)
+    docs = acts.examples["doc"].to_numpy()
+    X = {layer: acts.layer(layer) for layer in (0, 1)}
+    specs = [ProbeSpec("mean_diff", ks=(1, 2)), ProbeSpec("single_neuron")]
+    frames = [run_sweep(X, tasks, split, specs, groups=docs, n_boot=5, progress=False)]
+    controls = [ProbeSpec("control", ks=(1, 2)), ProbeSpec("dense")]
+    frames.append(run_sweep({0: X[0]}, tasks, split, controls, groups=docs, progress=False))
+    return pd.concat(frames)
+
+
+def _chapter_04(acts_of):
+    """04_monosemantic: every layer cached, the single-neuron search, then dense / random basis / control."""
+    from sparse_probing import study
+
+    acts = acts_of("code_language", n_documents=40)
+    tasks = dict(list(study.binary_tasks(acts.examples, min_positives=3, min_negatives=3).items())[:2])
+    split = study.split_examples(acts.examples)
+    X = {layer: acts.layer(layer) for layer in acts.layers}
+    search = run_sweep(X, tasks, split, [ProbeSpec("single_neuron")], groups=acts.examples["doc"].to_numpy(),
+                       n_boot=5, progress=False)  # fmt: skip
+    specs = [ProbeSpec("dense"), ProbeSpec("random_basis", params={"base": "single_neuron", "n_rotations": 1}),
+             ProbeSpec("control", params={"base": "single_neuron"})]  # fmt: skip
+    return pd.concat([search, run_sweep({1: X[1]}, tasks, split, specs, progress=False)])
+
+
+def _chapter_05(acts_of):
+    """05_scaling: every layer cached, the neuron search through probe_cache, the control on rotated neurons
+    (arrays computed in the kernel, not memory-mapped from the cache)."""
+    from sparse_probing import study
+    from sparse_probing.probes import random_orthogonal
+
+    acts = acts_of("data_source", n_documents=24)
+    tasks = dict(list(study.binary_tasks(acts.examples, min_positives=3, min_negatives=3).items())[:2])
+    split = study.split_examples(acts.examples)
+    sweep = study.probe_cache(acts, [ProbeSpec("single_neuron", name="neuron")], tasks=tasks, split=split, n_boot=5)
+    rotation = random_orthogonal(acts.layer(0).shape[1], 0).astype(np.float32)
+    rotated = {layer: np.asarray(acts.layer(layer), dtype=np.float32) @ rotation for layer in acts.layers}
+    control = run_sweep(rotated, tasks, split, [ProbeSpec("single_neuron", name="control")], progress=False)
+    return pd.concat([sweep, control])
+
+
+def _chapter_06(acts_of):
+    """06_survey: the chapter's layers cached, a subsample of rows probed (float32 copies made in the kernel)."""
+    from sparse_probing import study
+
+    acts = acts_of("text_features", n_documents=16, layers=(0, 1))
+    tasks = dict(list(study.binary_tasks(acts.examples, min_positives=3, min_negatives=3).items())[:2])
+    rows = np.arange(len(acts.examples))
+    split = study.split_examples(acts.examples)
+    X = {layer: np.asarray(acts.layer(layer)[rows], dtype=np.float32) for layer in (0, 1)}
+    specs = [ProbeSpec("mean_diff", ks=(1, 2)), ProbeSpec("dense"), ProbeSpec("control", ks=(1, 2))]
+    return run_sweep(X, tasks, split, specs, groups=acts.examples["doc"].to_numpy(), n_boot=5, progress=False)
+
+
+CHAPTER_WORK = {"01_methods": _chapter_01, "03_superposition": _chapter_03, "04_monosemantic": _chapter_04,
+                "05_scaling": _chapter_05, "06_survey": _chapter_06}  # fmt: skip
+
+
+def test_each_chapters_caching_and_sweeps_land_on_the_workers(client, tmp_path, monkeypatch, capsys):
+    """A chapter's kernel gets the scheduler's address in $SPARSE_PROBING_SCHEDULER (as `chapter --scheduler`
+    gives it): the first use connects once, and every chapter's caching (shards) and sweeps (batches) run on the
+    workers, with no joblib task sent from inside a task."""
+    from sparse_probing import study
+
+    client.wait_for_workers(2, timeout=120)
+    monkeypatch.setenv("SPARSE_PROBING_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv(distributed.SCHEDULER_ENV, client.scheduler.address)
+    # every array argument travels once: memory-mapped cache files by name, arrays made in the kernel scattered
+    monkeypatch.setattr(distributed, "SHARE_BYTES", 1)
+    kw = dict(max_length=48, batch_size=4)
+
+    def acts_of(family, **fields):
+        return study.cache_for("tiny-neox", family, "smoke", **{**kw, **fields})
+
+    counts, workers, tables = {}, set(), {}
+    try:
+        for chapter, work in CHAPTER_WORK.items():
+            with get_task_stream(client) as stream:
+                tables[chapter] = work(acts_of)
+            assert len(tables[chapter]) and tables[chapter]["f1_test"].notna().any(), chapter
+            counts[chapter] = _kinds(stream.data)
+            workers |= {t.get("worker") for t in stream.data}
+        session = distributed.active_client()
+        assert session is distributed.active_client() and list(distributed._SESSIONS) == [client.scheduler.address]
+    finally:
+        distributed.close_sessions()
+    with capsys.disabled():
+        print(f"\ntasks by kind per chapter: {counts}")
+    for chapter, kinds in counts.items():
+        # one entry each: one plan, its shards (several: the batches are split over both workers), one assembly
+        assert kinds.pop("cache-plan") == 1 and kinds.pop("cache-assemble") == 1, (chapter, kinds)
+        assert kinds.pop("cache-shard") >= 2, (chapter, kinds)
+        assert kinds.pop("sweep") >= 2, (chapter, kinds)
+        assert kinds == {}, f"{chapter} sent tasks of other kinds (nested joblib?): {kinds}"
+    assert len(workers) == 2
+    monkeypatch.delenv(distributed.SCHEDULER_ENV)
+    for chapter, work in CHAPTER_WORK.items():  # the same tables on one machine (the entries are cached now)
+        serial = work(acts_of)
+        timing = [c for c in serial.columns if c.endswith("_time")]
+        pd.testing.assert_frame_equal(serial.drop(columns=timing), tables[chapter].drop(columns=timing))
+
+
+def test_nested_joblib_stays_in_the_task_inside_a_dask_block(client):
+    """Inside a scheduler block joblib's default backend is Dask; scikit-learn's own joblib calls in a sweep task
+    (mutual information) still run inside the task, not as tasks of their own."""
+    a = make_planted(n=240, d=16, effects=(3.0,), random_state=2)
+    split = grouped_split(a.groups, a.y, random_state=0)
+    specs = [ProbeSpec("mutual_info", ks=(1, 2)), ProbeSpec("mean_diff", ks=(1, 2))]
+    serial = run_sweep({0: a.X, 1: a.X[:, ::-1].copy()}, {"f": a.y}, split, specs, progress=False)
+    client.wait_for_workers(2, timeout=120)
+    with distributed.scheduler(client), get_task_stream(client) as stream:
+        on_dask = run_sweep({0: a.X, 1: a.X[:, ::-1].copy()}, {"f": a.y}, split, specs, progress=False)
+    kinds = _kinds(stream.data)
+    assert set(kinds) == {"sweep"} and kinds["sweep"] >= 2
+    timing = [c for c in serial.columns if c.endswith("_time")]
+    pd.testing.assert_frame_equal(serial.drop(columns=timing), on_dask.drop(columns=timing))
+
+
+def test_one_local_cluster_per_process_from_the_environment(monkeypatch):
+    """`local:N` in $SPARSE_PROBING_SCHEDULER starts one cluster at the first use; later calls reuse it."""
+    monkeypatch.setenv(distributed.SCHEDULER_ENV, "local:1")
+    try:
+        first = distributed.active_client()
+        assert first is not None and distributed.active_client() is first
+        with distributed.scheduler() as c:  # a block without a value uses the same client and leaves it open
+            assert c is first
+        assert first.status == "running" and list(distributed._SESSIONS) == ["local:1"]
+        with distributed.scheduler("none"):
+            assert distributed.active_client() is None
+    finally:
+        distributed.close_sessions()
+    assert first.status == "closed"
+
+
+def test_serve_gives_the_kernel_an_address(tmp_path):
+    with distributed.serve("local:1") as address:
+        assert address.startswith("tcp://")
+        from distributed import Client
+
+        with Client(address) as c:
+            assert len(c.scheduler_info(n_workers=-1)["workers"]) == 1
+    with distributed.serve("tcp://10.0.0.5:8786") as address:
+        assert address == "tcp://10.0.0.5:8786"
+    with distributed.serve("none") as address, distributed.serve(None) as nothing:
+        assert address == "none" and nothing is None
+    (tmp_path / "sched.json").write_text("{}")
+    with distributed.serve(str(tmp_path / "sched.json")) as address:
+        assert address == str((tmp_path / "sched.json").resolve())

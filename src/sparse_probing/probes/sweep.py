@@ -36,6 +36,8 @@ Choosing regularization is choosing among specs: give each value its own labelle
 from __future__ import annotations
 
 import functools
+import os
+import sys
 import time
 import warnings
 from collections.abc import Hashable, Mapping, Sequence
@@ -207,6 +209,8 @@ _OSP_FIELDS = (
     "n_candidates",
     "warm_start",
     "equals_mean_diff_topk",
+    "setup_time",
+    "improved_on_warm_start",
 )
 
 
@@ -314,6 +318,23 @@ def _run_task(
     return out
 
 
+_SCHEDULER_ENV = "SPARSE_PROBING_SCHEDULER"  # distributed.SCHEDULER_ENV, named here so that nothing imports Dask
+
+
+def _dask_client() -> Any:
+    """The Dask client the sweep's tasks go to (:func:`sparse_probing.distributed.active_client`), or None.
+
+    Dask is not imported unless a scheduler can be active: a :func:`sparse_probing.distributed.scheduler` block
+    (which imports that module) or ``$SPARSE_PROBING_SCHEDULER``.
+    """
+    module = sys.modules.get("sparse_probing.distributed")
+    if module is None:
+        if not os.environ.get(_SCHEDULER_ENV):
+            return None
+        from .. import distributed as module
+    return module.active_client()
+
+
 def run_sweep(
     activations: Mapping[Hashable, Any],
     labels: Mapping[str, Any],
@@ -339,8 +360,13 @@ def run_sweep(
     groups : array (N,), optional
         Document ids; with ``n_boot > 0`` the test F1 gets a bootstrap interval over documents
         (``f1_test_low``, ``f1_test_high``).
-    n_jobs : joblib workers (at most the cores you may use).
+    n_jobs : joblib workers (at most the cores you may use) when no Dask scheduler is active.
     progress : show a tqdm progress bar.
+
+    With a Dask scheduler active (a :func:`sparse_probing.distributed.scheduler` block, or
+    ``$SPARSE_PROBING_SCHEDULER``, e.g. set by ``sparse-probing chapter --scheduler``), the tasks run on its workers
+    in batches (:func:`sparse_probing.distributed.run_batches`), joblib sequential inside each; the table is the
+    same.
 
     Returns a tidy DataFrame, one row per (feature, layer, method, k): ``support``, ``fit_time``, ``task_time``,
     ``{f1,mcc,precision,recall,pr_auc}_{val,test}``, the solver record ``osp_*`` for optimal probes, and ``error``
@@ -354,7 +380,7 @@ def run_sweep(
     if len(n_rows) > 1:
         raise ProbeInputError(f"activations and labels disagree on the number of rows: {sorted(n_rows)}.")
     groups_N = None if groups is None else np.asarray(groups)
-    tasks = []
+    calls = []
     for feature, (y_N, mask_N) in labels_01.items():
         rows = {
             name: idx[mask_N[idx]] for name, idx in (("train", split.train), ("val", split.val), ("test", split.test))
@@ -362,11 +388,18 @@ def run_sweep(
         groups_test = None if groups_N is None else groups_N[rows["test"]]
         for layer, X in activations.items():
             for spec in specs:
-                tasks.append(delayed(_run_task)(feature, layer, spec, X, y_N, rows, groups_test, n_boot))
-    results = Parallel(n_jobs=n_jobs, return_as="generator")(tasks)
+                calls.append((feature, layer, spec, X, y_N, rows, groups_test, n_boot))
     records: list[dict[str, Any]] = []
-    for rows_out in tqdm(results, total=len(tasks), disable=not progress, desc="probing"):
-        records.extend(rows_out)
+    client = _dask_client()
+    if client is not None:
+        from ..distributed import run_batches
+
+        for rows_out in run_batches(_run_task, calls, client=client, kind="sweep", desc="probing", progress=progress):
+            records.extend(rows_out)
+    else:
+        results = Parallel(n_jobs=n_jobs, return_as="generator")(delayed(_run_task)(*call) for call in calls)
+        for rows_out in tqdm(results, total=len(calls), disable=not progress, desc="probing"):
+            records.extend(rows_out)
     df = pd.DataFrame.from_records(records)
     if "error" in df.columns:
         failed = df[df["error"].notna()]
