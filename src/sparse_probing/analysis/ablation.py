@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .._progress import tqdm
 from ..models import LoadedModel
 
 __all__ = ["AttributionEffects", "ablated_losses", "ablation_effect", "ablation_specificity", "attribution_effects"]
@@ -157,7 +158,7 @@ def attribution_effects(
     g_act = {x: [] for x in layers}
     a_sum = {x: torch.zeros(model.d_mlp, dtype=torch.float64) for x in layers}
     count = 0.0
-    for i in range(0, len(texts), batch_size):
+    for i in tqdm(range(0, len(texts), batch_size), desc="attribution patching", unit="batch", leave=False):
         enc = tok(list(texts[i : i + batch_size]), return_tensors="pt", padding=True, truncation=True,
                   max_length=max_length)  # fmt: skip
         ids, mask = enc["input_ids"], enc["attention_mask"]

@@ -929,7 +929,9 @@ def _ablate_family(
     length = config.context_length(family)
     att = attribution_effects(lm, sorted(layers), texts, max_length=length)
     effects, rows, checks = [], [], []
-    for k, r in enumerate(cases.itertuples(index=False)):
+    from .._progress import tqdm
+
+    for k, r in enumerate(tqdm(list(cases.itertuples(index=False)), desc=f"ablating {family}", unit="class")):
         layer, neuron = int(r.layer), int(r.neuron)
         target_ids = [index_of[d] for d in chosen_docs[r.task]]
         others = [index_of[d] for d in docs if _doc_label(full.documents[d].labels, r.task) == 0]
