@@ -431,6 +431,15 @@ def _min_pos(rows: pd.DataFrame) -> int:
     return int(rows["test_positives"].min()) if len(rows) else 0
 
 
+def _record(rows: pd.DataFrame, interval: tuple[float, float, float], mde: float, **fields: Any) -> ClaimEvidence:
+    """A claim over the classes of ``rows``: their count, their fewest test positives, the chapter's estimator."""
+    est, low, high = interval
+    return ClaimEvidence(
+        chapter=CHAPTER, estimate=est, ci_low=low, ci_high=high, mde=mde, estimator=ESTIMATOR, surface_margin=None,
+        n_tasks=len(rows), min_test_positives=_min_pos(rows), **fields,
+    )  # fmt: skip
+
+
 def existence_claim(
     summary: pd.DataFrame,
     *,
@@ -462,23 +471,17 @@ def existence_claim(
         control += f"; the ground-truth chapter's dedicated rule (ROC-AUC >= 0.95) has worst-regime power {dp:.2f}" + (
             f" and fires on superposed toy features in up to {dfpr:.2f} of studies" if dfpr is not None else ""
         )
-    return ClaimEvidence(
+    return _record(
+        rows,
+        (est, low, high),
+        mde_from_interval(low, high),
         claim="context neurons exist",
-        chapter=CHAPTER,
         measure=f"share of context classes with a context neuron (F1 within {NEAR_DENSE} of dense, above the "
         f"current token, token-matched ROC-AUC >= {MIN_TOKEN_AUC})",
         paper=PAPER_EXISTENCE,
-        estimate=est,
-        ci_low=low,
-        ci_high=high,
         minimal_effect=MIN_SHARE,
         minimal_effect_source=MIN_SHARE_SOURCE,
-        mde=mde_from_interval(low, high),
-        estimator=ESTIMATOR,
-        surface_margin=None,
         control=control,
-        n_tasks=len(rows),
-        min_test_positives=_min_pos(rows),
     )
 
 
@@ -520,23 +523,17 @@ def depth_claim(
             f"{format_ci(compound['mean'], compound['low'], compound['high'])} (layers searched to depth "
             f"{compound['deepest']:.2f})"
         )
-    return ClaimEvidence(
+    return _record(
+        rows,
+        (est, low, high),
+        mde_from_interval(low, high),
         claim="context neurons lie in the middle layers",
-        chapter=CHAPTER,
         measure="how far inside the middle third the mean relative depth of the best single neuron's layer lies "
         "(1/6 - |mean depth - 0.5|)",
         paper=PAPER_DEPTH,
-        estimate=est,
-        ci_low=low,
-        ci_high=high,
         minimal_effect=MIN_DEPTH,
         minimal_effect_source=MIN_DEPTH_SOURCE,
-        mde=mde_from_interval(low, high),
-        estimator=ESTIMATOR,
-        surface_margin=None,
         control=control,
-        n_tasks=len(rows),
-        min_test_positives=_min_pos(rows),
     )
 
 
@@ -561,23 +558,17 @@ def factual_claim(summary: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0) -
         f"dense {rows['dense_f1'].mean():.2f}, random basis {rows['random_basis_f1'].mean():.2f}, shuffled labels "
         f"{rows['control_f1'].mean():.2f}; the neuron beats the name tokens on {int((diff > 0).sum())} of {len(rows)}"
     )
-    return ClaimEvidence(
+    return _record(
+        rows,
+        (est, low, high),
+        float(mde) if np.isfinite(mde) else mde_from_interval(low, high),
         claim="single neurons decode facts about people",
-        chapter=CHAPTER,
         measure="best single neuron's F1 minus a probe on the name's tokens (mean over properties"
         + (", the paper's Wikidata people)" if rows["primary"].all() else ", self-built facts)"),
         paper=PAPER_FACTUAL,
-        estimate=est,
-        ci_low=low,
-        ci_high=high,
         minimal_effect=MIN_FACTUAL,
         minimal_effect_source=MIN_FACTUAL_SOURCE,
-        mde=float(mde) if np.isfinite(mde) else mde_from_interval(low, high),
-        estimator=ESTIMATOR,
-        surface_margin=None,
         control=control,
-        n_tasks=len(rows),
-        min_test_positives=_min_pos(rows),
     )
 
 
