@@ -200,7 +200,7 @@ def test_plan_names_the_entries_a_chapter_run_caches(tiny_model, tmp_path, monke
 
     monkeypatch.setenv("SPARSE_PROBING_CACHE", str(tmp_path / "cache"))
     overrides = {
-        "families": ["text_features", "position"], "layers": [0, 1], "ks": [1, 2],
+        "families": ["text_features", "position"], "layers": [0, 1], "ks": [1, 2], "max_lengths": {},
         "n_documents": {"text_features": 16}, "max_tasks": 2, "max_examples": 400,
         "features": {"text_features": ["has_leading_space", "contains_capital"], "position": ["position"]},
         "alphas": [0.1], "surface_baselines": ["token", "embedding"], "single_neuron": False, "n_boot": 10,
