@@ -632,20 +632,7 @@ def _boolean_relaxation(
         return bound, 0, center_D
     center_value = incumbent.upper
     inf = highspy.kHighsInf
-    h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
-    h.addCols(
-        d + 1,
-        np.append(np.zeros(d), 1.0),
-        np.zeros(d + 1),
-        np.append(np.ones(d), inf),
-        0,
-        np.zeros(0, dtype=np.int32),
-        np.zeros(0, dtype=np.int32),
-        np.zeros(0),
-    )
-    cols = np.arange(d + 1, dtype=np.int32)
-    h.addRow(float(k), float(k), d, cols[:d], np.ones(d))
+    h, cols = _highs_cardinality_model(d, k)
     n_rows = 0
 
     def add_rows() -> None:
@@ -689,6 +676,28 @@ def _boolean_relaxation(
     return bound, n_iter, center_D
 
 
+def _highs_cardinality_model(d: int, k: int) -> tuple[Any, np.ndarray]:
+    """A silent HiGHS model with columns ``s_1..s_d`` in [0, 1] and ``eta`` >= 0 (the objective), and the row
+    ``sum(s) = k``; returns the model and the column indices ``0..d``."""
+    import highspy
+
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    h.addCols(
+        d + 1,
+        np.append(np.zeros(d), 1.0),
+        np.zeros(d + 1),
+        np.append(np.ones(d), highspy.kHighsInf),
+        0,
+        np.zeros(0, dtype=np.int32),
+        np.zeros(0, dtype=np.int32),
+        np.zeros(0),
+    )
+    cols = np.arange(d + 1, dtype=np.int32)
+    h.addRow(float(k), float(k), d, cols[:d], np.ones(d))
+    return h, cols
+
+
 def _solve_highs(
     objective: SparseSVMObjective,
     pool: _CutPool,
@@ -717,8 +726,7 @@ def _solve_highs(
 
     d = objective.n_features
     inf = highspy.kHighsInf
-    h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
+    h, all_cols = _highs_cardinality_model(d, k)
     h.setOptionValue("random_seed", int(seed))
     h.setOptionValue("mip_rel_gap", 0.0)
     h.setOptionValue("mip_abs_gap", 0.0)
@@ -726,21 +734,9 @@ def _solve_highs(
     h.setOptionValue("mip_improving_solution_save", True)
     # the master is tiny and dense: HiGHS's presolve-and-restart cycles at the root cost far more than they save
     h.setOptionValue("presolve", "off")
-    h.addCols(
-        d + 1,
-        np.append(np.zeros(d), 1.0),
-        np.zeros(d + 1),
-        np.append(np.ones(d), inf),
-        0,
-        np.zeros(0, dtype=np.int32),
-        np.zeros(0, dtype=np.int32),
-        np.zeros(0),
-    )
     h.changeColsIntegrality(
         d, np.arange(d, dtype=np.int32), np.full(d, int(highspy.HighsVarType.kInteger), dtype=np.uint8)
     )
-    all_cols = np.arange(d + 1, dtype=np.int32)
-    h.addRow(float(k), float(k), d, all_cols[:d], np.ones(d))
 
     def add_cuts(start: int) -> None:
         m = len(pool) - start
