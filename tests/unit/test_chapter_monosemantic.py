@@ -151,11 +151,14 @@ def test_depth_claim_inside_at_the_edge_and_outside_the_middle() -> None:
     assert "compound words" in mono.depth_claim(_summary(), 30, n_boot=50, compound=compound).control
 
 
-def test_factual_claim_against_the_name_tokens() -> None:
+def test_factual_claim_against_the_name_tokens_and_a_random_direction() -> None:
     above = mono.factual_claim(_summary(12, kind="fact", f1=0.85, token=0.7), n_boot=200)
     assert above.estimate == pytest.approx(0.15, abs=0.02) and verdict(above) == "reproduced"
+    assert [verdict(p) for p in above.parts] == ["reproduced", "reproduced"]  # random basis 0.5
     below = mono.factual_claim(_summary(12, kind="fact", f1=0.6, token=0.75), n_boot=200)
-    assert verdict(below) == "differs"
+    assert verdict(below.parts[0]) == "differs" and verdict(below) == "differs in part"
+    unprivileged = mono.factual_claim(_summary(12, kind="fact", f1=0.85, token=0.7).assign(random_basis_f1=0.84))
+    assert verdict(unprivileged.parts[1]) == "not reproduced" and verdict(unprivileged) == "differs in part"
     assert mono.factual_claim(_summary(kind="fact").drop(columns="bag_of_tokens_f1"), n_boot=50) is None
     assert mono.factual_claim(_summary(), n_boot=50) is None  # no fact classes
 
@@ -172,10 +175,14 @@ def _ablation(n: int = 10, *, effect: float = 0.5, q95: float = 0.05, n_target: 
 
 
 def test_ablation_claim_counts_classes_against_their_layer() -> None:
-    check = pd.DataFrame({"exact": [0.1, 0.2, 0.3, 0.0], "estimate": [0.11, 0.19, 0.31, 0.01]})
+    check = pd.DataFrame({"chosen": [True, False, False, False, False], "exact": [2.0, 0.1, 0.2, 0.3, 0.0],
+                          "estimate": [0.2, 0.11, 0.19, 0.31, 0.01]})  # fmt: skip
     good = mono.ablation_claim(_ablation(), check, n_boot=200)
     assert len(good.parts) == 2 and verdict(good) == "reproduced"
-    assert "10 of 10 classes above" in good.control and "r = 1.00" in good.control
+    assert "10 of 10 classes above" in good.control and "on 4 sampled neurons of the layers: r = 1.00" in good.control
+    # the chosen neuron enters with its exact effect, not its (underestimated) attribution estimate
+    low_attr = mono.ablation_claim(_ablation().assign(effect_attr=0.0), n_boot=200)
+    assert verdict(low_attr.parts[1]) == "reproduced"
     flat = mono.ablation_claim(_ablation(effect=0.0), n_boot=200)
     assert verdict(flat) in ("not reproduced", "differs")
     crowded = mono.ablation_claim(_ablation(q95=0.6), n_boot=200)  # effect real, but common in its layer
