@@ -631,24 +631,13 @@ def _boolean_relaxation(
     if k >= d or bound >= cutoff:
         return bound, 0, center_D
     center_value = incumbent.upper
-    inf = highspy.kHighsInf
     h, cols = _highs_cardinality_model(d, k)
     n_rows = 0
 
     def add_rows() -> None:
         nonlocal n_rows
-        m = len(pool) - n_rows
-        if m > 0:
-            h.addRows(
-                m,
-                np.asarray(pool.constant_C[n_rows:], dtype=np.float64),
-                np.full(m, inf),
-                m * (d + 1),
-                np.arange(0, m * (d + 1), d + 1, dtype=np.int32),
-                np.tile(cols, m),
-                np.column_stack([np.asarray(pool.coef_CD[n_rows:]), np.ones(m)]).ravel(),
-            )
-            n_rows = len(pool)
+        _highs_add_cuts(h, pool, n_rows, cols)
+        n_rows = len(pool)
 
     n_iter = 0
     while n_iter < max_iter and time.perf_counter() < deadline:
@@ -698,6 +687,26 @@ def _highs_cardinality_model(d: int, k: int) -> tuple[Any, np.ndarray]:
     return h, cols
 
 
+def _highs_add_cuts(h: Any, pool: _CutPool, start: int, cols: np.ndarray) -> None:
+    """Add the pool's cuts from ``start`` on as rows ``coef . s + eta >= constant`` of a
+    :func:`_highs_cardinality_model` (``cols`` its column indices ``0..d``)."""
+    import highspy
+
+    m = len(pool) - start
+    if m <= 0:
+        return
+    width = cols.size
+    h.addRows(
+        m,
+        np.asarray(pool.constant_C[start:], dtype=np.float64),
+        np.full(m, highspy.kHighsInf),
+        m * width,
+        np.arange(0, m * width, width, dtype=np.int32),
+        np.tile(cols, m),
+        np.column_stack([np.asarray(pool.coef_CD[start:]), np.ones(m)]).ravel(),
+    )
+
+
 def _solve_highs(
     objective: SparseSVMObjective,
     pool: _CutPool,
@@ -725,7 +734,6 @@ def _solve_highs(
     import highspy
 
     d = objective.n_features
-    inf = highspy.kHighsInf
     h, all_cols = _highs_cardinality_model(d, k)
     h.setOptionValue("random_seed", int(seed))
     h.setOptionValue("mip_rel_gap", 0.0)
@@ -739,19 +747,7 @@ def _solve_highs(
     )
 
     def add_cuts(start: int) -> None:
-        m = len(pool) - start
-        if m <= 0:
-            return
-        coef_MD1 = np.column_stack([np.asarray(pool.coef_CD[start:]), np.ones(m)])
-        h.addRows(
-            m,
-            np.asarray(pool.constant_C[start:], dtype=np.float64),
-            np.full(m, inf),
-            m * (d + 1),
-            np.arange(0, m * (d + 1), d + 1, dtype=np.int32),
-            np.tile(all_cols, m),
-            coef_MD1.ravel(),
-        )
+        _highs_add_cuts(h, pool, start, all_cols)
 
     add_cuts(0)
     n_rows_cuts = len(pool)
