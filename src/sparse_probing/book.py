@@ -276,8 +276,10 @@ def for_reading(nb: dict[str, Any]) -> dict[str, Any]:
     """Prepare an executed notebook for the book; returns it, changed in place.
 
     The parameters are shown once: the values papermill injected replace the defaults in the notebook's own
-    ``parameters`` cell (keeping each line's comment) and the injected cell is dropped. Every other code cell is
-    tagged ``hide-input``, so a page reads as narrative, results and the parameters that produced them.
+    ``parameters`` cell (keeping each line's comment) and the injected cell is dropped. Every code cell is tagged
+    ``hide-input``, so a page reads as narrative, results and the parameters that produced them; the parameters
+    cell moves below the chapter's verdict box (the first cell that calls ``verdict_box``, or ``findings_box``), so
+    that a page opens with its answer and the run's parameters sit one click away under it.
     """
     cells = nb.get("cells", [])
     tags = [c.get("metadata", {}).get("tags", []) for c in cells]
@@ -298,13 +300,25 @@ def for_reading(nb: dict[str, Any]) -> dict[str, Any]:
         lines += [f"{name} = {value}" for name, value in values.items()]
         cells[params]["source"] = "\n".join(lines)
         del cells[injected]
+    if params is not None:
+        box = next((i for i, c in enumerate(cells) if c.get("cell_type") == "code" and _BOX.search(_text(c))), None)
+        if box is not None and box > params:
+            cells.insert(box, cells.pop(params))
     for cell in cells:
         if cell.get("cell_type") != "code":
             continue
         cell_tags = cell.setdefault("metadata", {}).setdefault("tags", [])
-        if "parameters" not in cell_tags and not {"hide-input", "remove-input", "remove-cell"} & set(cell_tags):
+        if not {"hide-input", "remove-input", "remove-cell"} & set(cell_tags):
             cell_tags.append("hide-input")
     return nb
+
+
+_BOX = re.compile(r"\b(verdict_box|findings_box)\(")
+
+
+def _text(cell: dict[str, Any]) -> str:
+    source = cell.get("source", "")
+    return source if isinstance(source, str) else "".join(source)
 
 
 def compact_streams(nb: dict[str, Any]) -> dict[str, Any]:

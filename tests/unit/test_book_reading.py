@@ -18,4 +18,27 @@ def test_for_reading_shows_the_parameters_once_and_hides_the_code():
     )
     assert out[2]["metadata"]["tags"] == ["hide-input"]
     assert out[3]["metadata"]["tags"] == ["remove-input"]
-    assert out[1]["metadata"]["tags"] == ["parameters"]
+    assert out[1]["metadata"]["tags"] == ["parameters", "hide-input"]
+
+
+def test_for_reading_puts_the_parameters_under_the_verdict_box():
+    nb = {"cells": [
+        {"cell_type": "markdown", "source": "# Title", "metadata": {}},
+        {"cell_type": "code", "source": "n = 3", "metadata": {"tags": ["parameters"]}},
+        {"cell_type": "code", "source": "import x", "metadata": {}},
+        {"cell_type": "code", "source": ["display(Markdown(", "verdicts.verdict_box(claims)))"], "metadata": {}},
+        {"cell_type": "markdown", "source": "## Data", "metadata": {}},
+    ]}  # fmt: skip
+    out = for_reading(nb)["cells"]
+    assert [c["source"] for c in out[2:4]] == [["display(Markdown(", "verdicts.verdict_box(claims)))"], "n = 3"]
+    assert out[3]["metadata"]["tags"] == ["parameters", "hide-input"]
+    assert out[4]["source"] == "## Data"
+
+
+def test_for_reading_leaves_the_parameters_in_place_without_a_box():
+    nb = {"cells": [
+        {"cell_type": "code", "source": "n = 3", "metadata": {"tags": ["parameters"]}},
+        {"cell_type": "code", "source": "run()", "metadata": {}},
+    ]}  # fmt: skip
+    out = for_reading(nb)["cells"]
+    assert [c["source"] for c in out] == ["n = 3", "run()"]

@@ -83,6 +83,22 @@ def test_caption_and_summary_follow_the_data() -> None:
     )
     assert "- **dedicated**: power n/a (no such study), false-positive rate 0.00 at 84 rows" in lines[4]
     assert lines[-1].startswith("Loss against width in the scaling family: slope -0.80")
+    assert "- **osp**: not studied in this run." in lines
+
+
+def test_findings_box_names_only_the_diagnostics_studied_at_the_books_size() -> None:
+    from types import SimpleNamespace
+
+    from sparse_probing.analysis.verdicts import findings_box
+
+    weak = cal.power_table(_studies([0.0, 0.0, 0.0, 1.0], [1.0, 0.0, 0.0, 0.0]))
+    lines = gt.findings(SimpleNamespace(power=weak, book_size=84, loss_width_slope=-0.8)).splitlines()
+    assert lines[0].startswith("- ") and "dedicated" in lines[0]
+    assert "- **gain** at the book's size (84 training rows per task): power 0.25." in lines
+    assert any(x.startswith("- **dedicated**") and "false-positive rate up to" in x for x in lines)
+    assert not any("osp" in x or "n/a" in x for x in lines) and "slope -0.80" in lines[-1]
+    box = findings_box("What this chapter establishes", "\n".join(lines))
+    assert box.startswith("````{admonition} What this chapter establishes\n:class: note\n- ") and box.endswith("````\n")
 
 
 def test_truth_table_and_caption() -> None:

@@ -64,6 +64,7 @@ def synthetic_results(
                         "osp_mip_gap": 0.0 if method == "optimal" else np.nan,
                         "osp_wall_time": 0.5 * (k or 1) if method == "optimal" else np.nan,
                         "osp_solver": "highs" if method == "optimal" else None,
+                        "n_pos_test": 30 + (feature == "a=2"),
                         "error": None,
                     }
                 )
@@ -175,7 +176,9 @@ def test_metrics_keep_the_chapters_keys_and_spec_has_datasets():
         "osp_solves",
         "osp_median_seconds",
         "dense_mean_test_f1",
+        "claims",
     }
+    assert [c["claim"] for c in metrics["claims"]] == ["optimal probing is best at small k"]
     assert (metrics["osp_proven"], metrics["osp_solves"]) == (4, 4)
     assert metrics["dense_mean_test_f1"] == pytest.approx(0.95)
     spec = result.spec()
@@ -184,6 +187,29 @@ def test_metrics_keep_the_chapters_keys_and_spec_has_datasets():
 
 # ---------------------------------------------------------------------------------------------------------------
 # sentences
+
+
+@pytest.mark.parametrize(("gain", "sign"), [(0.08, 1), (-0.08, -1)])
+def test_osp_claim_is_the_paired_gain_over_the_telescopic_probe(gain, sign):
+    results = synthetic_results()
+    optimal = results["method"] == "optimal"
+    results.loc[optimal, "f1_test"] = results.loc[optimal, "f1_test"] + gain
+    claim = methods.osp_claim(make_result(results))
+    assert claim.estimate == pytest.approx(gain) and np.sign(claim.estimate) == sign
+    assert claim.n_tasks == 2 and claim.min_test_positives == 30 and "4 of 4 solves proven" in claim.control
+    assert claim.minimal_effect == methods.MIN_OSP_GAIN
+    assert methods.osp_claim(make_result(results[~optimal])) is None
+
+
+def test_the_best_sparse_method_is_never_random_and_a_wide_k_is_named():
+    results = synthetic_results()
+    results.loc[results["method"] == "random", "roc_auc_val"] = 2.0
+    results.loc[results["method"] == "random", "f1_test"] = 0.99
+    line = next(x for x in methods.summary_lines(make_result(results)) if "chosen on validation" in x)
+    assert "**random**" not in line and "of the layer" not in line
+    results.loc[(results["method"] == "mean_diff") & (results["k"] == 4), ["k", "roc_auc_val", "f1_test"]] = 64, 2, 1
+    line = next(x for x in methods.summary_lines(make_result(results)) if "chosen on validation" in x)
+    assert "**mean_diff**" in line and "reads 100% of the layer" in line
 
 
 def test_k1_sentence_names_a_heuristic_leader_once():
@@ -212,7 +238,7 @@ def test_summary_lines_report_validation_choice_osp_and_control():
     lines = methods.summary_lines(result)
     assert len(lines) == 4
     assert "the dense probe on all 64 neurons reaches 0.950." in lines[1]
-    assert "best sparse method is" in lines[1] and "dense**" not in lines[1]
+    assert "best neuron-selecting method is" in lines[1] and "dense**" not in lines[1]
     assert lines[2].startswith("- OSP: 4 of 4 solves proven optimal; median 0.75 s per solve")
     assert "+0.100 F1" in lines[2]  # k = 1: 0.9 - 0.7, k = 2: 0.75 - 0.75
     assert lines[3] == "- Shuffled-label control at k = 1: mean test F1 0.300 (selectivity 0.400)."

@@ -149,6 +149,8 @@ def test_prose_helpers_say_what_the_numbers_say():
     assert format_ci(float("nan"), 0, 1) == "n/a"
     assert "reliably lower" in describe_difference("middle", "first", -0.122, -0.186, -0.070)
     assert "reliably higher" in describe_difference("a", "b", 0.1, 0.01, 0.2)
+    assert describe_difference("a", "b", 0.05, 0.002, 0.1).endswith("0.050 (0.002-0.100)")  # never "(0.00-0.10)"
+    assert format_ci(0.05, 0.0, 0.1) == "0.05 (0.00-0.10)"
     assert "not reliably different" in describe_difference("a", "b", 0.1, -0.01, 0.2)
     assert "(positive" in describe_correlation("Spearman", 0.69)
     assert "(negative" in describe_correlation("Spearman", -0.3, -0.5, -0.1)
@@ -165,6 +167,7 @@ def test_markdown_table_links_chapters_and_never_prints_an_empty_table():
     lines = table.splitlines()
     assert len(lines) == 4 and lines[0] == "| claim | paper | minimal effect | ours (95% CI) | MDE | verdict |"
     assert "{doc}`executed/03_superposition`" in lines[2] and "**reproduced**" in lines[2]
+    assert "{ref}`c <claim-03-superposition-c>`" in lines[2]  # the row links to the claim's box
     assert "**inconclusive**" in lines[3]
     assert "no verdict" in verdict_markdown(verdict_table([]))
 
@@ -191,6 +194,7 @@ def test_verdict_box_and_what_would_change_follow_the_verdict():
 
     shown = evidence(claim="early superposition", surface_margin=(0.0, -0.2, 0.1))
     box = verdict_box([shown])
+    assert f":name: claim-{shown.chapter.replace('_', '-')}-early-superposition\n" in box
     assert "Claim: early superposition" in box and "**Verdict: inconclusive**" in box
     assert "0.10 (0.05-0.15)" in box and "\u22120.20" in box and "Minimal effect of interest:** 0.03" in box
     assert "MDE 0.02" in box

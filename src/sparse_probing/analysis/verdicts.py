@@ -28,6 +28,7 @@ the book's "results at a glance" table.
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -45,9 +46,11 @@ __all__ = [
     "ClaimEvidence",
     "calibrated_power",
     "calibrated_rates",
+    "claim_label",
     "combine",
     "describe_correlation",
     "describe_difference",
+    "findings_box",
     "format_ci",
     "verdict",
     "verdict_and_reason",
@@ -115,6 +118,10 @@ class ClaimEvidence:
     """How many tasks the estimate pools."""
     min_test_positives: int = 0
     """Fewest test positives among those tasks."""
+    unit: str = "task"
+    """What ``n_tasks`` counts (the units the interval resamples): "task", "class", "neuron"."""
+    positives: str = "test positives"
+    """What ``min_test_positives`` counts, e.g. "held-out texts per class" for an ablation."""
     not_testable: str = ""
     """Why the claim cannot be tested with what is available offline, and what would make it testable ("" if it
     can): such a claim needs no estimate."""
@@ -179,15 +186,21 @@ def _mde_text(ev: ClaimEvidence) -> str:
     return "" if ev.mde is None else f"; this test detects effects of {_num(ev.mde)} or more (MDE)"
 
 
+def _count(ev: ClaimEvidence) -> str:
+    """``"34 classes"``: ``n_tasks`` with its unit."""
+    unit = ev.unit if ev.n_tasks == 1 else ev.unit + ("es" if ev.unit.endswith(("s", "sh", "ch", "x")) else "s")
+    return f"{ev.n_tasks} {unit}"
+
+
 def _leaf(ev: ClaimEvidence) -> tuple[Verdict, str]:
     if ev.not_testable:
         return "not testable here", ev.not_testable
     if math.isnan(ev.minimal_effect):
         return "inconclusive", "recorded without a minimal effect of interest: re-run its chapter"
     if ev.min_test_positives < MIN_TEST_POSITIVES:
-        return "inconclusive", f"fewest test positives {ev.min_test_positives} < {MIN_TEST_POSITIVES}"
+        return "inconclusive", f"fewest {ev.positives} {ev.min_test_positives} < {MIN_TEST_POSITIVES}"
     if ev.n_tasks < MIN_TASKS:
-        return "inconclusive", f"{ev.n_tasks} tasks < {MIN_TASKS}: too few for a 95% interval{_mde_text(ev)}"
+        return "inconclusive", f"{_count(ev)} < {MIN_TASKS}: too few for a 95% interval{_mde_text(ev)}"
     m = ev.minimal_effect
     if ev.ci_high < 0:
         return "differs", f"CI wholly below 0: the effect has the opposite sign to the paper's{_mde_text(ev)}"
@@ -294,6 +307,8 @@ def format_ci(estimate: float, low: float, high: float, digits: int = 2) -> str:
     values = (estimate, low, high)
     if not all(math.isfinite(v) for v in values):
         return "n/a"
+    while digits < 4 and any(v != 0 and round(v, digits) == 0 for v in (low, high)):
+        digits += 1  # a bound that is not zero is never printed as 0.00 (it decides "reliably higher")
     e, lo, hi = (f"{v:.{digits}f}".replace("-", "\u2212") for v in values)
     sep = " to " if min(low, high) < 0 else "-"
     return f"{e} ({lo}{sep}{hi})"
@@ -358,7 +373,9 @@ def verdict_table(results: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
                     "estimator": ev.estimator or "-",
                     "control": ev.control or "-",
                     "over surface baseline": "-" if sm is None else format_ci(*sm),
-                    "tasks (fewest test positives)": f"{ev.n_tasks} ({ev.min_test_positives})" if measured else "-",
+                    "tasks (fewest test positives)": f"{_count(ev)} ({ev.min_test_positives} {ev.positives})"
+                    if measured
+                    else "-",
                     "verdict": v,
                     "why": why,
                 }
@@ -404,7 +421,7 @@ def verdict_markdown(table: pd.DataFrame, *, link: bool = True) -> str:
     tally = "; ".join(f"{v} {counts[v]}" for v in VERDICTS if counts[v])
     cells = table.assign(
         claim=[
-            f"{c} ({{doc}}`executed/{ch}`)" if link else f"{c} ({ch})"
+            f"{{ref}}`{c} <{claim_label(ch, c)}>` ({{doc}}`executed/{ch}`)" if link else f"{c} ({ch})"
             for c, ch in zip(table["claim"], table["chapter"], strict=True)
         ],
         verdict=[f"**{v}** ({why})" for v, why in zip(table["verdict"], table["why"], strict=True)],
@@ -437,8 +454,14 @@ def _evidence_line(ev: ClaimEvidence) -> str:
         parts.append(f"control: {ev.control}")
     if ev.estimator:
         parts.append(ev.estimator)
-    parts.append(f"{ev.n_tasks} task{'s' if ev.n_tasks != 1 else ''}, fewest test positives {ev.min_test_positives}")
+    parts.append(f"{_count(ev)}, fewest {ev.positives} {ev.min_test_positives}")
     return "; ".join(parts)
+
+
+def claim_label(chapter: str, claim: str) -> str:
+    """The cross-reference label of a claim's box in its chapter (the glance table links to it)."""
+    slug = re.sub(r"[^a-z0-9]+", "-", claim.lower()).strip("-")
+    return f"claim-{chapter.replace('_', '-')}-{slug}"
 
 
 def verdict_box(claims: Iterable[ClaimEvidence | Mapping[str, Any]]) -> str:
@@ -456,10 +479,19 @@ def verdict_box(claims: Iterable[ClaimEvidence | Mapping[str, Any]]) -> str:
             pv, pwhy = verdict_and_reason(part)
             lines.append(f"- {part.claim}: {_evidence_line(part)}. *{pv}* ({pwhy}).")
         lines += ["", f"**Verdict: {v}** ({why})."]
-        blocks.append(f"````{{admonition}} Claim: {ev.claim}\n:class: note\n" + "\n".join(lines) + "\n````")
+        head = f"````{{admonition}} Claim: {ev.claim}\n:class: note\n"
+        if ev.chapter:
+            head += f":name: {claim_label(ev.chapter, ev.claim)}\n"
+        blocks.append(head + "\n".join(lines) + "\n````")
     if not blocks:
         return "This run recorded no claim.\n"
     return "\n\n".join(blocks) + "\n"
+
+
+def findings_box(title: str, body: str) -> str:
+    """MyST markdown that opens a chapter without a claim of the paper to decide (data, ground truth, survey): what
+    the chapter establishes, as an admonition in the style of :func:`verdict_box`."""
+    return f"````{{admonition}} {title}\n:class: note\n{body.strip()}\n````\n"
 
 
 def _change(ev: ClaimEvidence) -> str:
@@ -474,11 +506,11 @@ def _change(ev: ClaimEvidence) -> str:
         return "re-running its chapter records the minimal effect this verdict needs"
     if ev.min_test_positives < MIN_TEST_POSITIVES:
         return (
-            f"more data: at least {MIN_TEST_POSITIVES} test positives in every task (now {ev.min_test_positives}) "
-            "would allow a verdict"
+            f"more data: at least {MIN_TEST_POSITIVES} {ev.positives} in every {ev.unit} (now "
+            f"{ev.min_test_positives}) would allow a verdict"
         )
     if ev.n_tasks < MIN_TASKS:
-        return f"more tasks: at least {MIN_TASKS} (now {ev.n_tasks}) would allow a verdict"
+        return f"more {ev.unit}s: at least {MIN_TASKS} (now {ev.n_tasks}) would allow a verdict"
     m = _num(ev.minimal_effect)
     if v == "inconclusive":
         if ev.ci_low > ev.minimal_effect:

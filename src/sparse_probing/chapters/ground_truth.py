@@ -54,6 +54,7 @@ __all__ = [
     "caption_width",
     "dedicated_finding",
     "effect_table",
+    "findings",
     "fmt_rate",
     "no_bias_note",
     "plot_basis",
@@ -512,16 +513,40 @@ def basis_display(site_table: pd.DataFrame) -> pd.DataFrame:
 
 
 def summary_lines(power: pd.DataFrame, n_trains: Sequence[int], slope: float) -> str:
-    """Markdown: per diagnostic, the range over regimes of its power and false-positive rate at each training size;
-    then the width slope."""
+    """Markdown: per diagnostic, the range over regimes of its power and false-positive rate at each training size
+    where it was studied (of ``n_trains`` and the sizes in ``power``); then the width slope."""
+    sizes = sorted(set(n_trains) | set(power["n_train"].unique() if len(power) else ()))
     lines = []
     for d in DIAGNOSTICS:
         cells = [f"power {_range(power, d, 'power', n)}, false-positive rate {_range(power, d, 'false positive rate', n)} "
-                 f"at {n} rows" for n in n_trains]  # fmt: skip
-        lines.append(f"- **{d}**: " + "; ".join(cells) + ".")
+                 f"at {n} rows" for n in sizes if _studied(power, d, n)]  # fmt: skip
+        lines.append(f"- **{d}**: " + ("; ".join(cells) if cells else "not studied in this run") + ".")
     return "\n".join(lines) + (
         f"\n\nLoss against width in the scaling family: slope {slope:.2f} on a log-log scale (-1 means loss falls as 1/m)."
     )
+
+
+def _studied(power: pd.DataFrame, diagnostic: str, n_train: int) -> bool:
+    return any(np.isfinite(rate(power, diagnostic, kind, n_train)) for kind in ("power", "false positive rate"))
+
+
+def findings(result: GroundTruthResult) -> str:
+    """What the chapter establishes, as markdown bullets for the box that opens it: the dedicated-neuron finding,
+    each diagnostic's power (range over regimes) and worst false-positive rate at the book's size, the width slope."""
+    power, n = result.power, result.book_size
+    lines = [f"- {dedicated_finding(power, n)}"]
+    for d in DIAGNOSTICS:
+        if not _studied(power, d, n):
+            continue
+        fpr = rate(power, d, "false positive rate", n, "max")
+        parts = [f"power {_range(power, d, 'power', n)}"] if np.isfinite(rate(power, d, "power", n)) else []
+        parts += [f"false-positive rate up to {fpr:.2f}"] if np.isfinite(fpr) else []
+        lines.append(f"- **{d}** at the book's size ({n} training rows per task): {'; '.join(parts)}.")
+    lines.append(
+        f"- Loss against width in the scaling family: slope {result.loss_width_slope:.2f} on a log-log scale "
+        "(-1 means loss falls as 1/m)."
+    )
+    return "\n".join(lines)
 
 
 def _range(power: pd.DataFrame, diagnostic: str, kind: str, n_train: int) -> str:

@@ -437,7 +437,7 @@ def _record(rows: pd.DataFrame, interval: tuple[float, float, float], mde: float
     est, low, high = interval
     return ClaimEvidence(
         chapter=CHAPTER, estimate=est, ci_low=low, ci_high=high, mde=mde, estimator=ESTIMATOR, surface_margin=None,
-        n_tasks=len(rows), min_test_positives=_min_pos(rows), **fields,
+        n_tasks=len(rows), unit="class", min_test_positives=_min_pos(rows), **fields,
     )  # fmt: skip
 
 
@@ -645,7 +645,9 @@ def ablation_claim(
             surface_margin=None,
             control=control,
             n_tasks=n,
+            unit="class",
             min_test_positives=n_target,
+            positives="held-out texts per class",
         )
 
     parts = (

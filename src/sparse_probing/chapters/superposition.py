@@ -541,8 +541,8 @@ def fingerprint_claim(
     Two parts, each early layers against the later layers with a bootstrap interval over neurons: the share of
     negative (folded) input biases (difference), and the median input-weight norm (relative excess). Each part has
     the minimal effect :data:`MIN_FINGERPRINT` and an MDE read from its interval; the record's own estimate is the
-    bias part; its verdict is decided part by part. ``min_test_positives`` holds the smaller number of neurons of the two groups
-    (there are no test positives in a weight statistic). ``toy`` (the ground-truth chapter's toy-model fingerprint)
+    bias part; its verdict is decided part by part. ``n_tasks`` counts neurons and ``min_test_positives`` holds the
+    smaller number of neurons of the two groups (there are no test positives in a weight statistic). ``toy`` (the ground-truth chapter's toy-model fingerprint)
     goes into the control text. Power: not calibrated.
     """
     from ..analysis.statistics import mde_from_interval
@@ -566,7 +566,9 @@ def fingerprint_claim(
         "minimal_effect_source": MIN_FINGERPRINT_SOURCE,
         "estimator": "all neurons of the weights model; bootstrap over neurons",
         "n_tasks": len(stats),
+        "unit": "neuron",
         "min_test_positives": n_min,
+        "positives": "neurons in the smaller group",
     }
 
     def part(claim: str, measure: str, est: tuple[float, float, float], **extra: Any) -> ClaimEvidence:
