@@ -391,13 +391,31 @@ def _short_commit(commit: str | None) -> str:
     return commit[:12] + ("-dirty" if commit.endswith("-dirty") else "")
 
 
+_LABEL = re.compile(r":name: (claim-[\w-]+)")
+
+
 def write_glance(results_dir: str | Path | None = None, out: str | Path | None = None) -> Path:
-    """Write ``book/glance.md``, the intro's "results at a glance" table, from the chapters' results files."""
-    from sparse_probing.analysis.verdicts import verdict_markdown, verdict_table
+    """Write ``book/glance.md``, the intro's "results at a glance" section, and its headline figure
+    ``glance.png`` beside it, from the chapters' results files. A claim links to its box in the executed chapter
+    (``executed/`` beside ``out``) when the box carries its label, to the chapter's page otherwise."""
+    from sparse_probing.analysis.verdicts import ClaimEvidence, verdict_markdown, verdict_table
+    from sparse_probing.plots import claims_figure
 
     out = Path(out) if out is not None else BOOK_DIR / "glance.md"
-    table = verdict_table(load_results(results_dir if results_dir is not None else RESULTS_DIR))
-    out.write_text(verdict_markdown(table))
+    records = load_results(results_dir if results_dir is not None else RESULTS_DIR)
+    table = verdict_table(records)  # raises on a malformed claim, naming its chapter
+    claims = [ClaimEvidence.from_dict(c) for r in records for c in (r.get("metrics") or {}).get("claims", [])]
+    labels = {m for nb in (out.parent / "executed").glob("*.ipynb") for m in _LABEL.findall(nb.read_text())}
+    figure = out.with_suffix(".png")
+    fig = claims_figure(claims)
+    if fig is not None:
+        fig.savefig(figure, dpi=200, bbox_inches="tight")
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+    elif figure.exists():
+        figure.unlink()  # a figure of claims no longer recorded would contradict the table
+    out.write_text(verdict_markdown(table, labels=labels, figure=figure.name if fig is not None else None))
     return out
 
 

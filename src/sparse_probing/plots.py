@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -35,9 +37,38 @@ def f1_vs_k(results: pd.DataFrame, hue: str = "method", col: str | None = None, 
     return grid.figure
 
 
+COLUMN_INCHES = 7.6
+"""Widest figure the book's text column shows at its natural size (770 CSS px at 100 px per inch)."""
+
+SCALE = 2
+"""Pixels per CSS pixel of the PNGs in the book (sharp on high-density screens)."""
+
+
+def for_column(fig: plt.Figure) -> Any:
+    """The figure as a PNG sized for the book's column, then closed: a figure wider than :data:`COLUMN_INCHES` is
+    narrowed to it (text keeps its point size, so it grows relative to the plot instead of being shrunk by the
+    browser), rendered at :data:`SCALE` x and displayed at 100 CSS px per inch."""
+    import io
+
+    from IPython.display import Image
+
+    width, height = fig.get_size_inches()
+    if width > COLUMN_INCHES:
+        fig.set_size_inches(COLUMN_INCHES, height * max(0.75, COLUMN_INCHES / width))
+        if not fig.get_constrained_layout():
+            with np.errstate(all="ignore"):
+                fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100 * SCALE, bbox_inches="tight")
+    plt.close(fig)
+    data = buffer.getvalue()
+    pixels = int.from_bytes(data[16:20], "big")  # the PNG header's width
+    return Image(data=data, format="png", width=max(1, round(pixels / SCALE)))
+
+
 class Figures:
-    """Numbered figures of one chapter: ``figures.show(fig, caption)`` displays the figure, closes it and shows
-    "**Figure n.** caption" under it (n counts from 1 per chapter)."""
+    """Numbered figures of one chapter: ``figures.show(fig, caption)`` displays the figure (:func:`for_column`),
+    closes it and shows "**Figure n.** caption" under it (n counts from 1 per chapter)."""
 
     def __init__(self) -> None:
         self.count = 0
@@ -48,8 +79,7 @@ class Figures:
         if not caption.strip():
             raise ValueError("a figure needs a caption that states what it shows")
         self.count += 1
-        display(fig)
-        plt.close(fig)
+        display(for_column(fig))
         display(Markdown(f"**Figure {self.count}.** {caption}"))
 
 
@@ -63,3 +93,78 @@ def activation_histogram(
     ax.set(title=title)
     fig.tight_layout()
     return fig
+
+
+VERDICT_COLOURS = {
+    "reproduced": "#1b7837",
+    "not reproduced": "#b2182b",
+    "differs": "#762a83",
+    "differs in part": "#e08214",
+    "inconclusive": "#737373",
+}
+"""One colour per verdict, the same in every figure."""
+
+
+def claims_figure(claims: Sequence[Any], clip: tuple[float, float] = (-2.0, 6.0)) -> plt.Figure | None:
+    """The book's headline figure: per tested claim (:class:`~sparse_probing.analysis.verdicts.ClaimEvidence`; a
+    claim with parts gives one row per part), the estimate and its 95% interval divided by the minimal effect of
+    interest (1: the smallest effect that counts as the paper's finding; 0: none), coloured by its verdict. Interval
+    ends beyond ``clip`` are drawn at the edge with their value. None when no claim has an estimate to draw."""
+    from sparse_probing.analysis.verdicts import verdict
+
+    rows = []
+    for claim in claims:
+        for part in claim.parts or (claim,):
+            if part.not_testable or not (np.isfinite(part.minimal_effect) and part.minimal_effect > 0):
+                continue
+            if part is claim or part.claim.startswith(claim.claim):
+                name = part.claim
+            else:
+                name = f"{claim.claim}: {part.claim}"
+            name = textwrap.fill(name, 48)
+            ratio = [v / part.minimal_effect for v in (part.estimate, part.ci_low, part.ci_high)]
+            rows.append((f"{name} ({claim.chapter[:2]})", *ratio, verdict(part)))
+    if not rows:
+        return None
+    lo_clip, hi_clip = clip
+    lines = sum(r[0].count("\n") + 1 for r in rows)
+    fig, ax = plt.subplots(figsize=(COLUMN_INCHES, 0.17 * lines + 0.12 * len(rows) + 1.1))
+    for yi, (_, est, lo, hi, v) in zip(range(len(rows))[::-1], rows, strict=True):
+        colour = VERDICT_COLOURS.get(v, "black")
+        ax.plot([max(lo, lo_clip), min(hi, hi_clip)], [yi, yi], color=colour, lw=2.5, solid_capstyle="butt")
+        if lo_clip <= est <= hi_clip:
+            ax.plot([est], [yi], "o", color=colour, ms=6)
+        for value, edge, sign in ((lo, lo_clip, -1), (hi, hi_clip, 1)):
+            if sign * (value - edge) > 0:
+                ax.annotate(f"{value:.1f}", (edge, yi), xytext=(3 * sign, 3), textcoords="offset points", fontsize=8,
+                            ha="left" if sign > 0 else "right", color=colour)  # fmt: skip
+    ax.axvline(0, color="black", lw=1)
+    ax.axvline(1, color="black", lw=1, ls=":")
+    ax.set_yticks(range(len(rows))[::-1], [r[0] for r in rows], fontsize=8.5)
+    ax.set_xlim(lo_clip - 0.2, hi_clip + 0.2)
+    ax.set_ylim(-0.7, len(rows) - 0.3)
+    ax.set_xlabel("our estimate / the claim's minimal effect of interest (95% interval)")
+    seen = {r[4] for r in rows}
+    handles = [
+        plt.Line2D([], [], color=c, lw=2.5, marker="o", label=v) for v, c in VERDICT_COLOURS.items() if v in seen
+    ]
+    ax.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(handles), fontsize=8,
+              frameon=False)  # fmt: skip
+    ax.grid(axis="y", visible=False)
+    fig.tight_layout()
+    return fig
+
+
+def long_table(table: Any, rows: int = 10, what: str = "rows") -> Any:
+    """A table (DataFrame or Styler) for the page, its first ``rows`` rows shown and the rest in a dropdown, so a
+    long table does not push the text below it off the screen. Returns an IPython HTML object."""
+    from IPython.display import HTML
+
+    styler = table if hasattr(table, "to_html") and hasattr(table, "data") else table.style.hide(axis="index")
+    frame = styler.data
+    if len(frame) <= rows + 2:
+        return HTML(styler.to_html())
+    head = styler.hide(frame.index[rows:], axis="index").to_html()
+    styler.hide(axis="index", subset=[])  # show every row again
+    full = styler.to_html()
+    return HTML(f"{head}<details><summary>All {len(frame)} {what}</summary>{full}</details>")

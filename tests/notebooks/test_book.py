@@ -160,7 +160,8 @@ def test_intro_opens_with_the_generated_verdict_table(smoke_book):
         assert "<table" in section
         n_rows = len([line for line in glance.splitlines() if line.startswith("| ")]) - 1  # less the header
         assert section.count("<strong>") >= n_rows  # every claim's verdict, in bold
-        assert "How each claim is measured" in section
+        assert "Bottom line." in section and "Each claim." in section
+        assert ("glance.png" in section) == (smoke_book / "book" / "glance.png").exists()
 
 
 def test_a_users_csv_runs_through_a_chapter_by_parameter(tmp_path):

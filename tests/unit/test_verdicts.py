@@ -1,5 +1,6 @@
 import json
 
+import pandas as pd
 import pytest
 
 from sparse_probing.analysis.verdicts import (
@@ -158,18 +159,60 @@ def test_prose_helpers_say_what_the_numbers_say():
     assert "CI includes 0" in describe_correlation("Spearman", 0.1, -0.2, 0.3)
 
 
-def test_markdown_table_links_chapters_and_never_prints_an_empty_table():
-    claims = [evidence(chapter="03_superposition").to_dict(), evidence(min_test_positives=3).to_dict()]
-    md = verdict_markdown(verdict_table([{"name": "x", "metrics": {"claims": claims}}]))
-    tally, table, how_title, how = md.strip().split("\n\n")
+def test_markdown_opens_with_the_bottom_line_and_links_each_claim_to_its_box():
+    claims = [evidence(chapter="03_superposition").to_dict(), evidence(claim="d", min_test_positives=3).to_dict()]
+    table = verdict_table([{"name": "x", "metrics": {"claims": claims}}])
+    md = verdict_markdown(table, labels={"claim-03-superposition-c"}, figure="glance.png")
+    bottom, figure, caption, tally, table_md, how_title, how = md.strip().split("\n\n")
+    assert bottom.startswith("**Bottom line.** Of the paper's 2 claims checked here, 2 could be tested offline")
+    assert "Reproduced: c." in bottom and "Undecided at this sample size (see each claim's MDE): d." in bottom
+    assert figure.startswith("```{figure} glance.png\n") and caption.endswith("\n```")
     assert tally == "**2 claims:** reproduced 1; inconclusive 1."
-    assert how_title == "**How each claim is measured.**" and how.count("- *c*: m;") == 2
-    lines = table.splitlines()
-    assert len(lines) == 4 and lines[0] == "| claim | paper | minimal effect | ours (95% CI) | MDE | verdict |"
-    assert "{doc}`executed/03_superposition`" in lines[2] and "**reproduced**" in lines[2]
-    assert "{ref}`c <claim-03-superposition-c>`" in lines[2]  # the row links to the claim's box
-    assert "**inconclusive**" in lines[3]
+    lines = table_md.splitlines()
+    assert len(lines) == 4 and lines[0] == "| claim | ours (95% CI) | minimal effect | verdict |"
+    assert lines[2] == "| {ref}`c <claim-03-superposition-c>` | 0.10 (0.05-0.15) | 0.03 | **reproduced** |"
+    assert lines[3].startswith("| {doc}`d <executed/ch>` |")  # no box labelled for it: the chapter's page
+    assert (
+        how_title == "**Each claim.**" and how.count("- *") == 2 and "**inconclusive**: fewest test positives 3" in how
+    )
+    assert "{ref}`c <claim-03-superposition-c>`" in verdict_markdown(table)  # every box assumed when not told
     assert "no verdict" in verdict_markdown(verdict_table([]))
+
+
+@pytest.mark.parametrize(
+    ("verdicts", "second"),
+    [
+        (["reproduced", "differs in part"], "Reproduced: a; reproduced in some parts and not in others: b."),
+        (["not reproduced", "differs"], "Not reproduced: a; opposite to the paper: b."),
+        (["inconclusive", "not testable here"], "No claim was decided either way."),
+    ],
+)
+def test_bottom_line_names_the_claims_by_verdict(verdicts, second):
+    from sparse_probing.analysis.verdicts import bottom_line
+
+    table = pd.DataFrame({"claim": ["a", "b"], "verdict": verdicts})
+    text = bottom_line(table)
+    assert second in text
+    assert text.startswith(f"Of the paper's 2 claims checked here, {2 - verdicts.count('not testable here')} could")
+
+
+def test_claims_figure_draws_one_row_per_part_relative_to_the_minimal_effect():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from sparse_probing.plots import claims_figure
+
+    whole = evidence(claim="whole", estimate=0.06, ci_low=0.03, ci_high=0.3)  # minimal effect 0.03
+    split = evidence(claim="split", parts=(evidence(claim="split: a"), evidence(claim="b", estimate=-0.1,
+                     ci_low=-0.2, ci_high=-0.05)))  # fmt: skip
+    untestable = ClaimEvidence(claim="u", chapter="ch", measure="m", paper="p", not_testable="why")
+    fig = claims_figure([whole, split, untestable])
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels == ["whole (ch)", "split: a (ch)", "split: b (ch)"]  # top to bottom, one row per part
+    assert [t.get_text() for t in ax.texts] == ["10.0", "-6.7"]  # interval ends beyond the axis, with their value
+    assert claims_figure([untestable]) is None
+    matplotlib.pyplot.close(fig)
 
 
 def test_calibrated_power_reads_the_ground_truth_record():

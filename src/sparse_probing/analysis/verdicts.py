@@ -44,6 +44,7 @@ __all__ = [
     "MIN_TEST_POSITIVES",
     "VERDICTS",
     "ClaimEvidence",
+    "bottom_line",
     "calibrated_power",
     "calibrated_rates",
     "claim_label",
@@ -378,6 +379,10 @@ def verdict_table(results: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
                     else "-",
                     "verdict": v,
                     "why": why,
+                    "estimate": ev.estimate if measured else math.nan,
+                    "ci_low": ev.ci_low if measured else math.nan,
+                    "ci_high": ev.ci_high if measured else math.nan,
+                    "minimal": ev.minimal_effect if measured else math.nan,
                 }
             )
     return pd.DataFrame(rows, columns=TABLE_COLUMNS)
@@ -398,17 +403,60 @@ TABLE_COLUMNS = (
     "tasks (fewest test positives)",
     "verdict",
     "why",
+    "estimate",
+    "ci_low",
+    "ci_high",
+    "minimal",
 )
 """The columns of :func:`verdict_table`."""
 
-GLANCE_COLUMNS = ("claim", "paper", "minimal effect", "ours (95% CI)", "MDE", "verdict")
-"""The columns of the "results at a glance" table on the book's first page (the verdict cell carries its reason);
-each claim's measure and estimator follow the table as a list."""
+GLANCE_COLUMNS = ("claim", "ours (95% CI)", "minimal effect", "verdict")
+"""The columns of the "results at a glance" table on the book's first page, narrow enough for a phone; the paper's
+statement, the measure, the estimator, the MDE and the verdict's reason follow the table, one item per claim."""
 
 
-def verdict_markdown(table: pd.DataFrame, *, link: bool = True) -> str:
-    """The "results at a glance" table as MyST markdown (chapter names as page links when ``link``), preceded by
-    the tally of verdicts and followed by each claim's measure and estimator.
+def _names(table: pd.DataFrame, verdicts: Sequence[str]) -> str:
+    claims = table.loc[table["verdict"].isin(verdicts), "claim"].tolist()
+    return ", ".join(claims)
+
+
+def bottom_line(table: pd.DataFrame) -> str:
+    """Three sentences for the top of the book: how many claims were tested, which reproduced and which did not (or
+    only in part), and which the experiments could not decide or could not test."""
+    counts = Counter(table["verdict"])
+    testable = len(table) - counts["not testable here"]
+    tally = ", ".join(f"{counts[v]} {v}" for v in VERDICTS if counts[v] and v != "not testable here")
+    first = f"Of the paper's {len(table)} claims checked here, {testable} could be tested offline: {tally}."
+    decided = [
+        (label, _names(table, verdicts))
+        for label, verdicts in (
+            ("reproduced", ["reproduced"]),
+            ("not reproduced", ["not reproduced"]),
+            ("opposite to the paper", ["differs"]),
+            ("reproduced in some parts and not in others", ["differs in part"]),
+        )
+    ]
+    second = "; ".join(f"{label}: {names}" for label, names in decided if names)
+    second = (second[0].upper() + second[1:] + ".") if second else "No claim was decided either way."
+    open_ = _names(table, ["inconclusive"])
+    untestable = _names(table, ["not testable here"])
+    third = " ".join(
+        filter(None, [
+            f"Undecided at this sample size (see each claim's MDE): {open_}." if open_ else "",
+            f"Not testable with the models and data available offline: {untestable}." if untestable else "",
+        ])
+    )  # fmt: skip
+    return " ".join(filter(None, [first, second, third]))
+
+
+def verdict_markdown(
+    table: pd.DataFrame, *, link: bool = True, figure: str | None = None, labels: Iterable[str] | None = None
+) -> str:
+    """The "results at a glance" section as MyST markdown: the bottom line (:func:`bottom_line`), the headline
+    figure when ``figure`` names one (a path relative to the page), the tally of verdicts, a narrow table (with
+    ``link``, a claim links to its box in its chapter when its :func:`claim_label` is among ``labels`` (all when
+    None), else to the chapter), then per claim the paper's statement, the measure, the estimator, the MDE and
+    the verdict's reason.
 
     With no claims recorded it says so in one sentence instead of printing an empty table.
     """
@@ -419,25 +467,49 @@ def verdict_markdown(table: pd.DataFrame, *, link: bool = True) -> str:
         )
     counts = Counter(table["verdict"])
     tally = "; ".join(f"{v} {counts[v]}" for v in VERDICTS if counts[v])
+    known = None if labels is None else set(labels)
+
+    def cell(claim: str, chapter: str) -> str:
+        label = claim_label(chapter, claim)
+        if not link:
+            return claim
+        if known is None or label in known:
+            return f"{{ref}}`{claim} <{label}>`"
+        return f"{{doc}}`{claim} <executed/{chapter}>`"
+
     cells = table.assign(
-        claim=[
-            f"{{ref}}`{c} <{claim_label(ch, c)}>` ({{doc}}`executed/{ch}`)" if link else f"{c} ({ch})"
-            for c, ch in zip(table["claim"], table["chapter"], strict=True)
-        ],
-        verdict=[f"**{v}** ({why})" for v, why in zip(table["verdict"], table["why"], strict=True)],
+        claim=[cell(c, ch) for c, ch in zip(table["claim"], table["chapter"], strict=True)],
+        verdict=[f"**{v}**" for v in table["verdict"]],
     )
     header = "| " + " | ".join(GLANCE_COLUMNS) + " |"
     rule = "|" + "---|" * len(GLANCE_COLUMNS)
     rows = [
         "| " + " | ".join(str(row[c]).replace("|", "/") for c in GLANCE_COLUMNS) + " |" for _, row in cells.iterrows()
     ]
-    how = [
-        f"- *{row['claim']}*: {row['measure']}; {row['estimator']}."
-        for _, row in table.iterrows()
-        if row["estimator"] != "-"
-    ]
-    notes = "\n\n**How each claim is measured.**\n\n" + "\n".join(how) if how else ""
-    return f"**{len(table)} claims:** {tally}.\n\n" + "\n".join([header, rule, *rows]) + notes + "\n"
+    how = []
+    for _, row in table.iterrows():
+        where = f"{{doc}}`executed/{row['chapter']}`" if link else row["chapter"]
+        text = f"- *{row['claim']}* ({where}). Paper: {row['paper']}."
+        if row["estimator"] != "-":
+            text += f" Ours: {row['measure']}; {row['estimator']}; MDE {row['MDE']}."
+        how.append(text + f" **{row['verdict']}**: {row['why']}.")
+    top = f"**Bottom line.** {bottom_line(table)}\n\n"
+    if figure:
+        top += (
+            f"```{{figure}} {figure}\n:width: 100%\n:name: fig-glance\n\n"
+            "Each tested claim: our estimate with its 95% interval, divided by the claim's minimal effect of interest "
+            "(dotted line at 1: the smallest effect that still counts as the paper's finding; solid line at 0: no "
+            "effect). An interval wholly right of 1 reproduces the claim, one wholly left of 1 does not; "
+            "colour: the verdict. A claim with parts (per model, per control) has one row per part.\n```\n\n"
+        )
+    return (
+        top
+        + f"**{len(table)} claims:** {tally}.\n\n"
+        + "\n".join([header, rule, *rows])
+        + "\n\n**Each claim.**\n\n"
+        + "\n".join(how)
+        + "\n"
+    )
 
 
 def _evidence_line(ev: ClaimEvidence) -> str:

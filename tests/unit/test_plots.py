@@ -1,0 +1,43 @@
+"""Figures are drawn for the book's column: never shrunk by the browser, sharp at 2x."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import pytest
+
+from sparse_probing import plots
+
+
+@pytest.mark.parametrize(("size", "width"), [((13, 3.4), 100 * plots.COLUMN_INCHES), ((5, 3), 500)])
+def test_a_figure_fits_the_column_at_its_natural_size(size, width):
+    fig, ax = plt.subplots(1, 2, figsize=size)
+    ax[0].plot([0, 1], [0, 1], label="a line")
+    ax[0].legend()
+    image = plots.for_column(fig)
+    pixels = int.from_bytes(image.data[16:20], "big")
+    assert image.width == round(pixels / plots.SCALE)  # shown at 1 CSS px per 2 image px
+    assert 0.85 * width <= image.width <= 100 * plots.COLUMN_INCHES  # bbox "tight" trims a little
+    assert fig.number not in plt.get_fignums()  # closed: shown once
+
+
+def test_figures_need_a_caption_and_are_numbered(monkeypatch):
+    shown = []
+    monkeypatch.setattr("IPython.display.display", lambda obj: shown.append(obj))
+    figures = plots.Figures()
+    with pytest.raises(ValueError, match="needs a caption"):
+        figures.show(plt.figure(), " ")
+    figures.show(plt.figure(figsize=(4, 3)), "A caption.")
+    assert figures.count == 1 and shown[-1].data == "**Figure 1.** A caption."
+    plt.close("all")
+
+
+def test_a_long_table_shows_its_top_rows_and_the_rest_in_a_dropdown():
+    import pandas as pd
+
+    frame = pd.DataFrame({"layer": range(30), "value": [x / 3 for x in range(30)]})
+    html = plots.long_table(frame, rows=5, what="layers").data
+    head, rest = html.split("<details>")
+    assert head.count("<tr") == 1 + 5 and "All 30 layers" in rest and rest.count("<tr") == 1 + 30
+    assert "<details>" not in plots.long_table(frame.head(7), rows=5).data  # two more rows do not need a dropdown
