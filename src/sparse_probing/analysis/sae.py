@@ -230,7 +230,11 @@ def _train_loop(x: np.ndarray, config: SAEConfig, digest: str, key: str) -> Trai
     var = float(((data_ND / scale - data_ND.mean(0) / scale) ** 2).sum(1).mean())
     since_fired_L = torch.zeros(config.n_latents, dtype=torch.long)
     recent: list[float] = []
-    for _ in range(config.n_steps):
+    from .._progress import tqdm
+
+    steps = tqdm(range(config.n_steps), desc=f"training SAE ({D} -> {config.n_latents}, k = {config.k})", unit="step",
+                 leave=False)  # fmt: skip
+    for _ in steps:
         idx = torch.randint(0, N, (config.batch_size,), generator=gen)
         x_BD = data_ND[idx]
         values_BK, idx_BK, pre_BL = sae.top(x_BD)

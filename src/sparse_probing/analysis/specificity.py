@@ -159,7 +159,9 @@ def readout(
     out = {h: np.zeros((len(pos), W.shape[1]), dtype=np.float32) for h, W in weights.items()}
     pad_id = model.tokenizer.pad_token_id if model.tokenizer.pad_token_id is not None else 0
     docs = sorted(rows_of, key=lambda d: len(sample.ids[d]))  # length-bucketed batches
-    for start in range(0, len(docs), batch_size):
+    from .._progress import tqdm
+
+    for start in tqdm(range(0, len(docs), batch_size), desc="reading the broad sample", unit="batch", leave=False):
         batch = docs[start : start + batch_size]
         tokens_BP, mask_BP = _pad([sample.ids[d] for d in batch], pad_id)
         seen: set[str] = set()
