@@ -26,12 +26,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from _results import write_section
 
 from sparse_probing import paths
 from sparse_probing.activations import ActivationSpec, _batches, _Done, _pad, load_or_compute
@@ -39,7 +40,6 @@ from sparse_probing.datasets import load_dataset
 from sparse_probing.datasets.base import tokenize_documents
 from sparse_probing.models import load_model
 
-RESULTS = Path(__file__).with_name("RESULTS.md")
 SECTION = "## Activation cache"
 
 
@@ -141,18 +141,6 @@ def peak_rss(name: str, n_docs: int, max_length: int, layer: int) -> dict:
     return {"model": name, "documents": n_docs, **json.loads(out)}
 
 
-def write_section(lines: list[str]) -> None:
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    body = "\n".join([SECTION, "", *lines, ""])
-    if SECTION in text:
-        head, rest = text.split(SECTION, 1)
-        nxt = rest.find("\n## ")
-        text = head + body + (rest[nxt + 1 :] if nxt >= 0 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + body
-    RESULTS.write_text(text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", default="tiny-neox,smollm2-135m,gemma-3-270m")
@@ -209,7 +197,7 @@ def main() -> None:
         ]
     print("\n".join(lines))
     if not args.no_write:
-        write_section(lines)
+        write_section(SECTION, "\n".join([SECTION, "", *lines]))
 
 
 if __name__ == "__main__":

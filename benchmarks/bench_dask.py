@@ -24,7 +24,6 @@ import datetime
 import importlib
 import os
 import platform
-import re
 import shutil
 import tempfile
 import time
@@ -34,6 +33,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np
 import pandas as pd
+from _results import write_section
 
 from sparse_probing import distributed
 from sparse_probing.activations import ActivationSpec, load_or_compute
@@ -43,7 +43,6 @@ from sparse_probing.probes import ProbeSpec, run_sweep
 from sparse_probing.probes.synthetic import make_planted
 from sparse_probing.splits import grouped_split
 
-RESULTS = Path(__file__).with_name("RESULTS.md")
 SECTION = "## Dask"
 
 
@@ -204,24 +203,13 @@ def main() -> None:
         ]
     )
     if not args.no_write:
-        _write_section(section)
+        write_section(SECTION, section)
 
 
 def _version(pkg: str) -> str:
     from importlib.metadata import version
 
     return version(pkg)
-
-
-def _write_section(section: str) -> None:
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", flags=re.MULTILINE | re.DOTALL)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    RESULTS.write_text(text.rstrip("\n") + "\n")
-    print(f"wrote the {SECTION!r} section of {RESULTS}")
 
 
 if __name__ == "__main__":

@@ -26,9 +26,6 @@ import argparse
 import datetime as dt
 import importlib.util
 import json
-import os
-import platform
-import re
 import sys
 import time
 import warnings
@@ -37,6 +34,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from _results import machine, write_section
 from threadpoolctl import threadpool_limits
 
 from sparse_probing.metrics import binary_metrics
@@ -44,16 +42,10 @@ from sparse_probing.probes import OptimalSparseProbe, TelescopicProbe, gurobi_av
 from sparse_probing.probes.synthetic import make_joint_block, support_recovery
 from sparse_probing.splits import grouped_split
 
-ROOT = Path(__file__).resolve().parent
-RESULTS = ROOT / "RESULTS.md"
 SECTION = "## Optimal sparse probing: proofs, gaps and times"
 KS = tuple(range(1, 9))
 TARGET_S = {"gurobi": 10.0, "highs": 30.0}
 REAL_TASKS = (("natural_language", 540, "language=de"), ("code_language", 520, "code_language=c"))
-
-
-def machine() -> str:
-    return f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, {platform.system()}"
 
 
 def synthetic(regime: str, seed: int) -> dict[str, Any]:
@@ -242,13 +234,6 @@ def markdown(header: dict[str, str], solves: pd.DataFrame, tele: pd.DataFrame, t
     return "\n".join(out)
 
 
-def write_section(text: str) -> None:
-    current = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    pattern = re.compile(r"^" + re.escape(SECTION) + r"\n.*?(?=^## |\Z)", re.S | re.M)
-    new = pattern.sub(lambda _: text + "\n", current) if pattern.search(current) else current.rstrip() + "\n\n" + text
-    RESULTS.write_text(new)
-
-
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--regimes", default="superposition,mixed", help="synthetic regimes (comma-separated, or none)")
@@ -289,7 +274,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.json:
         args.json.write_text(json.dumps({"solves": rows, "telescopic": tele, "header": header}, indent=1, default=str))
     if args.write_results:
-        write_section(text)
+        write_section(SECTION, text)
 
 
 if __name__ == "__main__":

@@ -26,8 +26,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import platform
-import re
 import sys
 import time
 import warnings
@@ -37,6 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from _results import machine, write_section
 from threadpoolctl import threadpool_limits
 
 from sparse_probing.metrics import binary_metrics
@@ -52,15 +51,7 @@ from sparse_probing.probes import (
 from sparse_probing.probes.synthetic import make_joint_block, support_recovery
 from sparse_probing.splits import grouped_split
 
-ROOT = Path(__file__).resolve().parent
-RESULTS = ROOT / "RESULTS.md"
 SECTION = "## Probe methods that tell the hypotheses apart"
-
-
-def machine() -> str:
-    import os
-
-    return f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, {platform.system()}"
 
 
 def problems(n: int, d: int, real_tasks: int, layer: int) -> list[dict[str, Any]]:
@@ -346,13 +337,6 @@ def markdown(header: dict[str, str], paths, solves, recovery, single, peer, time
     return "\n".join(out)
 
 
-def write_section(text: str) -> None:
-    current = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    pattern = re.compile(r"^" + re.escape(SECTION) + r"\n.*?(?=^## |\Z)", re.S | re.M)
-    new = pattern.sub(lambda _: text + "\n", current) if pattern.search(current) else current.rstrip() + "\n\n" + text
-    RESULTS.write_text(new)
-
-
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=2000, help="synthetic examples")
@@ -393,7 +377,7 @@ def main(argv: list[str] | None = None) -> None:
             )
         )
     if args.write_results:
-        write_section(text)
+        write_section(SECTION, text)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ import argparse
 import datetime as dt
 import json
 import platform
-import re
 import sys
 import time
 import warnings
@@ -34,6 +33,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from _results import write_section
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
@@ -52,8 +52,7 @@ from sparse_probing.probes import (
 from sparse_probing.probes.synthetic import make_planted, support_recovery
 from sparse_probing.splits import grouped_split
 
-ROOT = Path(__file__).resolve().parent
-RESULTS = ROOT / "RESULTS.md"
+SECTION = "## Probes"
 
 PAPER_TOPK = "top-k mean diff + saga per k (paper-style)"
 PAPER_TELESCOPIC = "telescopic, fresh saga per k (paper-style)"
@@ -386,15 +385,6 @@ def markdown(kgrid: pd.DataFrame, osp: pd.DataFrame, recovery: pd.DataFrame, hea
     return "\n".join(lines)
 
 
-def write_section(text: str) -> None:
-    """Replace (or append) the '## Probes' section of RESULTS.md, leaving every other section alone."""
-    current = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    pattern = re.compile(r"^## Probes\n.*?(?=^## |\Z)", re.S | re.M)
-    section = text.rstrip() + "\n\n"
-    new = pattern.sub(lambda _: section, current) if pattern.search(current) else current.rstrip() + "\n\n" + section
-    RESULTS.write_text(new)
-
-
 def render(dumps: list[dict[str, Any]]) -> str:
     """Markdown for one or more JSON dumps (e.g. a synthetic run and a later ``--real --no-synthetic`` run)."""
     header = {
@@ -430,7 +420,7 @@ def main(argv: list[str] | None = None) -> None:
         text = render([json.loads(p.read_text()) for p in args.render])
         print(text)
         if args.write_results:
-            write_section(text)
+            write_section(SECTION, text)
         return
 
     sources: list[tuple[str, list[Problem]]] = []
@@ -482,7 +472,7 @@ def main(argv: list[str] | None = None) -> None:
             )
         )
     if args.write_results:
-        write_section(text)
+        write_section(SECTION, text)
 
 
 if __name__ == "__main__":

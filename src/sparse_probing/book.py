@@ -279,7 +279,8 @@ def for_reading(nb: dict[str, Any]) -> dict[str, Any]:
     ``parameters`` cell (keeping each line's comment) and the injected cell is dropped. Every code cell is tagged
     ``hide-input``, so a page reads as narrative, results and the parameters that produced them; the parameters
     cell moves below the chapter's verdict box (the first cell that calls ``verdict_box``, or ``findings_box``), so
-    that a page opens with its answer and the run's parameters sit one click away under it.
+    that a page opens with its answer and the run's parameters sit one click away under it; the box's own cell
+    shows no code toggle. Applying it again to a prepared notebook changes nothing.
     """
     cells = nb.get("cells", [])
     tags = [c.get("metadata", {}).get("tags", []) for c in cells]
@@ -300,15 +301,19 @@ def for_reading(nb: dict[str, Any]) -> dict[str, Any]:
         lines += [f"{name} = {value}" for name, value in values.items()]
         cells[params]["source"] = "\n".join(lines)
         del cells[injected]
-    if params is not None:
-        box = next((i for i, c in enumerate(cells) if c.get("cell_type") == "code" and _BOX.search(_text(c))), None)
-        if box is not None and box > params:
-            cells.insert(box, cells.pop(params))
-    for cell in cells:
+    box = next((i for i, c in enumerate(cells) if c.get("cell_type") == "code" and _BOX.search(_text(c))), None)
+    if params is not None and box is not None and box > params:
+        cells.insert(box, cells.pop(params))
+        box -= 1
+    for i, cell in enumerate(cells):
         if cell.get("cell_type") != "code":
             continue
         cell_tags = cell.setdefault("metadata", {}).setdefault("tags", [])
-        if not {"hide-input", "remove-input", "remove-cell"} & set(cell_tags):
+        if i == box:  # a one-line display call: the box shows without a toggle above it
+            cell_tags[:] = [t for t in cell_tags if t != "hide-input"] + ["remove-input"] * (
+                "remove-input" not in cell_tags
+            )
+        elif not {"hide-input", "remove-input", "remove-cell"} & set(cell_tags):
             cell_tags.append("hide-input")
     return nb
 
@@ -399,7 +404,7 @@ def write_glance(results_dir: str | Path | None = None, out: str | Path | None =
     ``glance.png`` beside it, from the chapters' results files. A claim links to its box in the executed chapter
     (``executed/`` beside ``out``) when the box carries its label, to the chapter's page otherwise."""
     from sparse_probing.analysis.verdicts import ClaimEvidence, verdict_markdown, verdict_table
-    from sparse_probing.plots import claims_figure
+    from sparse_probing.plots import claims_figure, png_for_column
 
     out = Path(out) if out is not None else BOOK_DIR / "glance.md"
     records = load_results(results_dir if results_dir is not None else RESULTS_DIR)
@@ -408,14 +413,13 @@ def write_glance(results_dir: str | Path | None = None, out: str | Path | None =
     labels = {m for nb in (out.parent / "executed").glob("*.ipynb") for m in _LABEL.findall(nb.read_text())}
     figure = out.with_suffix(".png")
     fig = claims_figure(claims)
+    width = None
     if fig is not None:
-        fig.savefig(figure, dpi=200, bbox_inches="tight")
-        import matplotlib.pyplot as plt
-
-        plt.close(fig)
+        data, width = png_for_column(fig)
+        figure.write_bytes(data)
     elif figure.exists():
         figure.unlink()  # a figure of claims no longer recorded would contradict the table
-    out.write_text(verdict_markdown(table, labels=labels, figure=figure.name if fig is not None else None))
+    out.write_text(verdict_markdown(table, labels=labels, figure=figure.name if fig is not None else None, width=width))
     return out
 
 

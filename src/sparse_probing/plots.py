@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -44,26 +45,63 @@ SCALE = 2
 """Pixels per CSS pixel of the PNGs in the book (sharp on high-density screens)."""
 
 
-def for_column(fig: plt.Figure) -> Any:
-    """The figure as a PNG sized for the book's column, then closed: a figure wider than :data:`COLUMN_INCHES` is
-    narrowed to it (text keeps its point size, so it grows relative to the plot instead of being shrunk by the
-    browser), rendered at :data:`SCALE` x and displayed at 100 CSS px per inch."""
+def png_for_column(fig: plt.Figure) -> tuple[bytes, int]:
+    """The figure as PNG bytes at :data:`SCALE` x, and its width in CSS px (at most the column's), then closed.
+
+    A figure wider than the column is narrowed to it (text keeps its point size, so it grows relative to the plot
+    instead of being shrunk by the browser); when labels or a legend outside the axes still make the saved image
+    wider, it is narrowed once more by that excess and saved again."""
     import io
 
+    column_px = 100 * COLUMN_INCHES
+    width, height = fig.get_size_inches()
+    data, pixels = b"", 0
+    for _ in range(3):
+        if width > COLUMN_INCHES or pixels:
+            new = min(width, COLUMN_INCHES) if not pixels else width * column_px / (pixels / SCALE) * 0.98
+            fig.set_size_inches(new, height * max(0.75, new / width))
+            if not fig.get_constrained_layout():
+                with np.errstate(all="ignore"), warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    fig.tight_layout()
+            width, height = fig.get_size_inches()
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=100 * SCALE, bbox_inches="tight")
+        data = buffer.getvalue()
+        pixels = int.from_bytes(data[16:20], "big")  # the PNG header's width
+        if pixels / SCALE <= column_px:
+            break
+    plt.close(fig)
+    return data, min(round(pixels / SCALE), round(column_px))
+
+
+def for_column(fig: plt.Figure) -> Any:
+    """The figure as an IPython PNG image sized for the book's column (:func:`png_for_column`), then closed."""
     from IPython.display import Image
 
-    width, height = fig.get_size_inches()
-    if width > COLUMN_INCHES:
-        fig.set_size_inches(COLUMN_INCHES, height * max(0.75, COLUMN_INCHES / width))
-        if not fig.get_constrained_layout():
-            with np.errstate(all="ignore"):
-                fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100 * SCALE, bbox_inches="tight")
-    plt.close(fig)
-    data = buffer.getvalue()
-    pixels = int.from_bytes(data[16:20], "big")  # the PNG header's width
-    return Image(data=data, format="png", width=max(1, round(pixels / SCALE)))
+    data, width = png_for_column(fig)
+    return Image(data=data, format="png", width=max(1, width))
+
+
+def _png_formatter(fig: plt.Figure) -> tuple[bytes, dict[str, int]]:
+    data, width = png_for_column(fig)
+    return data, {"width": max(1, width)}
+
+
+def use_column_figures() -> bool:
+    """Make ``display(fig)`` of any matplotlib figure in this IPython kernel show it as :func:`for_column` does
+    (a 2x PNG no wider than the book's column). Called when this module or the chapters package is imported inside
+    IPython; returns whether a kernel was found."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython is a dependency of the book extra
+        return False
+    shell = get_ipython()
+    if shell is None:
+        return False
+    plt.close(plt.figure())  # loads the inline backend now, which would otherwise replace this formatter later
+    shell.display_formatter.formatters["image/png"].for_type(plt.Figure, _png_formatter)
+    return True
 
 
 class Figures:
@@ -168,3 +206,6 @@ def long_table(table: Any, rows: int = 10, what: str = "rows") -> Any:
     styler.hide(axis="index", subset=[])  # show every row again
     full = styler.to_html()
     return HTML(f"{head}<details><summary>All {len(frame)} {what}</summary>{full}</details>")
+
+
+use_column_figures()

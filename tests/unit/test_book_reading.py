@@ -32,7 +32,11 @@ def test_for_reading_puts_the_parameters_under_the_verdict_box():
     out = for_reading(nb)["cells"]
     assert [c["source"] for c in out[2:4]] == [["display(Markdown(", "verdicts.verdict_box(claims)))"], "n = 3"]
     assert out[3]["metadata"]["tags"] == ["parameters", "hide-input"]
+    assert out[2]["metadata"]["tags"] == ["remove-input"]  # the box shows without a code toggle
     assert out[4]["source"] == "## Data"
+    import copy
+
+    assert for_reading(copy.deepcopy(nb)) == nb  # idempotent
 
 
 def test_for_reading_leaves_the_parameters_in_place_without_a_box():

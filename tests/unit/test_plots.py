@@ -41,3 +41,12 @@ def test_a_long_table_shows_its_top_rows_and_the_rest_in_a_dropdown():
     head, rest = html.split("<details>")
     assert head.count("<tr") == 1 + 5 and "All 30 layers" in rest and rest.count("<tr") == 1 + 30
     assert "<details>" not in plots.long_table(frame.head(7), rows=5).data  # two more rows do not need a dropdown
+
+
+def test_a_legend_outside_the_axes_does_not_make_the_image_wider_than_the_column():
+    fig, ax = plt.subplots(figsize=(10, 3))
+    ax.plot([0, 1], [0, 1], label="a rather long legend entry that sits outside the axes")
+    ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5))
+    data, width = plots.png_for_column(fig)
+    assert int.from_bytes(data[16:20], "big") / plots.SCALE <= 100 * plots.COLUMN_INCHES + 1
+    assert width <= 100 * plots.COLUMN_INCHES

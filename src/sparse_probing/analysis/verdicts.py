@@ -450,10 +450,16 @@ def bottom_line(table: pd.DataFrame) -> str:
 
 
 def verdict_markdown(
-    table: pd.DataFrame, *, link: bool = True, figure: str | None = None, labels: Iterable[str] | None = None
+    table: pd.DataFrame,
+    *,
+    link: bool = True,
+    figure: str | None = None,
+    labels: Iterable[str] | None = None,
+    width: int | None = None,
 ) -> str:
     """The "results at a glance" section as MyST markdown: the bottom line (:func:`bottom_line`), the headline
-    figure when ``figure`` names one (a path relative to the page), the tally of verdicts, a narrow table (with
+    figure when ``figure`` names one (a path relative to the page; shown ``width`` CSS px wide, or the column's
+    width), the tally of verdicts, a narrow table (with
     ``link``, a claim links to its box in its chapter when its :func:`claim_label` is among ``labels`` (all when
     None), else to the chapter), then per claim the paper's statement, the measure, the estimator, the MDE and
     the verdict's reason.
@@ -496,7 +502,7 @@ def verdict_markdown(
     top = f"**Bottom line.** {bottom_line(table)}\n\n"
     if figure:
         top += (
-            f"```{{figure}} {figure}\n:width: 100%\n:name: fig-glance\n\n"
+            f"```{{figure}} {figure}\n:width: {f'{width}px' if width else '100%'}\n:name: fig-glance\n\n"
             "Each tested claim: our estimate with its 95% interval, divided by the claim's minimal effect of interest "
             "(dotted line at 1: the smallest effect that still counts as the paper's finding; solid line at 0: no "
             "effect). An interval wholly right of 1 reproduces the claim, one wholly left of 1 does not; "

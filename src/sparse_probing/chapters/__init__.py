@@ -5,6 +5,9 @@ A chapter notebook holds narrative, its ``parameters`` cell (plain values), one 
 to ``run`` and the figures. Everything that computes lives here, where it is tested.
 """
 
+from ..plots import use_column_figures
 from ._config import ChapterConfig, ConfigError
 
 __all__ = ["ChapterConfig", "ConfigError"]
+
+use_column_figures()  # in a chapter's kernel, every displayed figure fits the book's column
