@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import datetime
 import os
 import platform
 import re
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
@@ -14,6 +17,17 @@ RESULTS = Path(__file__).with_name("RESULTS.md")
 def machine() -> str:
     """The machine in one line: architecture, CPU count, Python, OS."""
     return f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, {platform.system()}"
+
+
+def run_header(script: str, argv: Sequence[str] | None, machine_text: str | None = None) -> dict[str, str]:
+    """What a results section opens with: the machine (``machine_text`` or :func:`machine`), today's date and the
+    command that ran ``script`` (a benchmark's ``__file__``) with ``argv`` (the process's arguments when None)."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    return {
+        "machine": machine_text or machine(),
+        "date": datetime.date.today().isoformat(),
+        "command": f".venv/bin/python benchmarks/{Path(script).name} " + " ".join(args),
+    }
 
 
 def write_section(section: str, text: str, results: Path = RESULTS) -> None:

@@ -23,7 +23,6 @@ e.g. an earlier version) on the same problems, for a before / after comparison.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import importlib.util
 import json
 import sys
@@ -34,7 +33,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from _results import machine, write_section
+from _results import run_header, write_section
 from threadpoolctl import threadpool_limits
 
 from sparse_probing.metrics import binary_metrics
@@ -248,12 +247,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--json", type=Path, default=None, help="also dump every row as JSON here")
     ap.add_argument("--write-results", action="store_true", help=f"replace the '{SECTION}' section of RESULTS.md")
     args = ap.parse_args(argv)
-    header = {
-        "machine": machine(),
-        "date": dt.date.today().isoformat(),
-        "command": ".venv/bin/python benchmarks/bench_optimal.py "
-        + " ".join(argv if argv is not None else sys.argv[1:]),
-    }
+    header = run_header(__file__, argv)
     solvers = [s for s in args.solvers.split(",") if s and (s != "gurobi" or gurobi_available())]
     limits = {"gurobi": args.time_limit_gurobi, "highs": args.time_limit_highs}
     probe_class = load_probe_class(args.baseline_file)

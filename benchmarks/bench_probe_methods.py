@@ -24,9 +24,7 @@ Measured:
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -35,7 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from _results import machine, write_section
+from _results import run_header, write_section
 from threadpoolctl import threadpool_limits
 
 from sparse_probing.metrics import binary_metrics
@@ -348,12 +346,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--json", type=Path, default=None, help="also dump all rows as JSON here")
     ap.add_argument("--write-results", action="store_true", help=f"replace the '{SECTION}' section of RESULTS.md")
     args = ap.parse_args(argv)
-    header = {
-        "machine": machine(),
-        "date": dt.date.today().isoformat(),
-        "command": ".venv/bin/python benchmarks/bench_probe_methods.py "
-        + " ".join(argv if argv is not None else sys.argv[1:]),
-    }
+    header = run_header(__file__, argv)
     with threadpool_limits(1):
         torch.set_num_threads(1)
         probs = problems(args.n, args.d, args.real_tasks, args.layer)

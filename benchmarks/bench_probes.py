@@ -21,7 +21,6 @@ All fits run single-threaded (threadpoolctl) and one after another, so times com
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import platform
 import sys
@@ -33,7 +32,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from _results import write_section
+from _results import run_header, write_section
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
@@ -449,12 +448,7 @@ def main(argv: list[str] | None = None) -> None:
                 osp.append(hard.assign(source=source, feature_scale=1.0, time_limit=args.hard_time_limit))
             recovery.append(bench_recovery(problems, args.time_limit).assign(source=source))
     kgrid_df, osp_df, rec_df = pd.concat(kgrid), pd.concat(osp), pd.concat(recovery)
-    header = {
-        "machine": machine(),
-        "date": dt.date.today().isoformat(),
-        "command": ".venv/bin/python benchmarks/bench_probes.py "
-        + " ".join(argv if argv is not None else sys.argv[1:]),
-    }
+    header = run_header(__file__, argv, machine())
     text = markdown(kgrid_df, osp_df, rec_df, header)
     print()
     print(text)

@@ -301,7 +301,10 @@ def for_reading(nb: dict[str, Any]) -> dict[str, Any]:
         lines += [f"{name} = {value}" for name, value in values.items()]
         cells[params]["source"] = "\n".join(lines)
         del cells[injected]
-    box = next((i for i, c in enumerate(cells) if c.get("cell_type") == "code" and _BOX.search(_text(c))), None)
+    box = next(
+        (i for i, c in enumerate(cells) if c.get("cell_type") == "code" and _BOX.search("".join(c.get("source", "")))),
+        None,
+    )
     if params is not None and box is not None and box > params:
         cells.insert(box, cells.pop(params))
         box -= 1
@@ -319,11 +322,6 @@ def for_reading(nb: dict[str, Any]) -> dict[str, Any]:
 
 
 _BOX = re.compile(r"\b(verdict_box|findings_box)\(")
-
-
-def _text(cell: dict[str, Any]) -> str:
-    source = cell.get("source", "")
-    return source if isinstance(source, str) else "".join(source)
 
 
 def compact_streams(nb: dict[str, Any]) -> dict[str, Any]:

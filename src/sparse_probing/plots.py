@@ -90,8 +90,8 @@ def _png_formatter(fig: plt.Figure) -> tuple[bytes, dict[str, int]]:
 
 def use_column_figures() -> bool:
     """Make ``display(fig)`` of any matplotlib figure in this IPython kernel show it as :func:`for_column` does
-    (a 2x PNG no wider than the book's column). Called when this module or the chapters package is imported inside
-    IPython; returns whether a kernel was found."""
+    (a 2x PNG no wider than the book's column). Called when the chapters package is imported (every chapter
+    notebook imports it); returns whether a kernel was found."""
     try:
         from IPython import get_ipython
     except ImportError:  # pragma: no cover - IPython is a dependency of the book extra
@@ -206,6 +206,3 @@ def long_table(table: Any, rows: int = 10, what: str = "rows") -> Any:
     styler.hide(axis="index", subset=[])  # show every row again
     full = styler.to_html()
     return HTML(f"{head}<details><summary>All {len(frame)} {what}</summary>{full}</details>")
-
-
-use_column_figures()
