@@ -66,7 +66,8 @@ class tqdm(_tqdm):
         line = getattr(self, "_line", None)
         if line is not None and not line["closed"]:
             line["closed"] = True
-            _report(line, force=True)
+            # a bar that finished before its first line stays silent (dozens of small bars would flood the log)
+            _report(line, force=time.monotonic() - line["start"] >= INTERVAL or line["last"] != line["start"])
         super().close()
 
 

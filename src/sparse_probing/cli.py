@@ -17,6 +17,7 @@ Errors are reported in one line (exit code 2 for bad input, 1 for failures); ``-
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from typing import Any, NoReturn
@@ -163,9 +164,22 @@ def _served(scheduler: str | None) -> Any:
     return serve(scheduler)
 
 
+def _set_jobs(jobs: int | None) -> int:
+    """Workers of the chapters' probe sweeps (``$SPARSE_PROBING_JOBS``, read by the chapter kernels): ``--jobs``, or
+    every core this process may use."""
+    from sparse_probing.probes.sweep import JOBS_ENV
+
+    if jobs is not None and jobs < 1:
+        raise UsageError(f"--jobs must be at least 1, got {jobs}")
+    n = jobs if jobs is not None else len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+    os.environ[JOBS_ENV] = str(n)
+    return n
+
+
 def _cmd_chapter(args: argparse.Namespace) -> int:
     from sparse_probing.book import run_chapter
 
+    _set_jobs(args.jobs)
     scheduler = _check_scheduler(args.scheduler)
     out = run_chapter(args.name, args.variant, dict(args.param), output_dir=args.output_dir, scheduler=scheduler)
     print(f"executed {out}\nresults in {out.parent / 'results'}")
@@ -183,6 +197,7 @@ def _cmd_book(args: argparse.Namespace) -> int:
         write_provenance,
     )
 
+    _set_jobs(args.jobs)
     scheduler = _check_scheduler(args.scheduler)
     only = [_resolve_chapter(name) for name in args.only]  # checked even with --skip-run
     if args.skip_run and only:
@@ -486,6 +501,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-dir", default=None,
                    help="where the executed notebook and its results/ go (default data/results/runs)")  # fmt: skip
     p.add_argument("--scheduler", default=None, metavar="VALUE", help=SCHEDULER_HELP)
+    p.add_argument("--jobs", type=int, default=None, metavar="N",
+                   help="processes of the probe sweeps (default: every core this process may use; results do not "
+                        "depend on it)")  # fmt: skip
     p.set_defaults(func=_cmd_chapter)
     p = sub.add_parser("book", help="run every chapter, then build the site into _build/html")
     p.add_argument("--variant", default="default")
@@ -493,6 +511,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", action="append", default=[], metavar="CHAPTER",
                    help="re-run only this chapter before building (repeatable)")  # fmt: skip
     p.add_argument("--scheduler", default=None, metavar="VALUE", help=SCHEDULER_HELP)
+    p.add_argument("--jobs", type=int, default=None, metavar="N",
+                   help="processes of the probe sweeps (default: every core this process may use; results do not "
+                        "depend on it)")  # fmt: skip
     p.set_defaults(func=_cmd_book)
     return parser
 

@@ -121,6 +121,34 @@ class Figures:
         display(Markdown(f"**Figure {self.count}.** {caption}"))
 
 
+def zoom_near_top(
+    ax: Any, *, above: float = 0.9, bounds: tuple[float, float, float, float] = (0.5, 0.1, 0.46, 0.42)
+) -> Any:
+    """An inset that repeats the lines of ``ax`` lying wholly above ``above`` on a y-range fitted to them, when two or
+    more lie there (on a 0-1 axis they would coincide); returns the inset or None. Horizontal reference lines count
+    as lines. Call it after the axes' scales and limits are set."""
+    top = [ln for ln in ax.get_lines() if len(ln.get_ydata()) and np.nanmin(np.asarray(ln.get_ydata(), float)) >= above]
+    if len(top) < 2:
+        return None
+    inset = ax.inset_axes(list(bounds))
+    lo = min(float(np.nanmin(np.asarray(ln.get_ydata(), float))) for ln in top)
+    hi = max(float(np.nanmax(np.asarray(ln.get_ydata(), float))) for ln in top)
+    for ln in top:
+        x, y = ln.get_xdata(), ln.get_ydata()
+        if ln.get_transform() != ax.transData:  # axhline: spans the axes in x
+            inset.axhline(float(y[0]), color=ln.get_color(), ls=ln.get_linestyle(), lw=ln.get_linewidth())
+        else:
+            inset.plot(x, y, color=ln.get_color(), ls=ln.get_linestyle(), marker=ln.get_marker(), ms=2)
+    pad = max(0.002, 0.15 * (hi - lo))
+    inset.set_ylim(lo - pad, hi + pad)
+    inset.set_xscale(ax.get_xscale(), **({"base": 2} if ax.get_xscale() == "log" else {}))
+    inset.set_xlim(ax.get_xlim())
+    inset.set_xticks([])
+    inset.tick_params(labelsize=7)
+    inset.set_title("zoom", fontsize=7, pad=2)
+    return inset
+
+
 def activation_histogram(
     acts_N: np.ndarray, labels_N: np.ndarray, names: Sequence[str] = ("other", "target"), title: str = ""
 ) -> plt.Figure:

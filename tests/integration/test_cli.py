@@ -211,3 +211,20 @@ def test_plan_names_the_entries_a_chapter_run_caches(tiny_model, tmp_path, monke
     survey.run(_chapter_config("06_survey", "smoke", overrides), model=tiny_model)
     cached = sorted(p.name for p in cache_root().iterdir() if p.is_dir())
     assert cached == sorted(_describe_entry(spec)["entry_key"] for spec, _ in plan["entries"])
+
+
+def test_jobs_go_to_the_kernels_and_a_bad_value_exits_2(capsys, monkeypatch):
+    import os
+
+    from sparse_probing.probes.sweep import JOBS_ENV, default_jobs
+
+    monkeypatch.delenv(JOBS_ENV, raising=False)
+    assert main(["book", "--skip-run", "--jobs", "0"]) == 2
+    assert "--jobs must be at least 1" in capsys.readouterr().err
+    from sparse_probing.cli import _set_jobs
+
+    assert _set_jobs(3) == 3 and os.environ[JOBS_ENV] == "3" and default_jobs() == 3
+    assert _set_jobs(None) == len(os.sched_getaffinity(0))  # every core this process may use
+    monkeypatch.setenv(JOBS_ENV, "two")
+    with pytest.raises(ValueError, match="SPARSE_PROBING_JOBS must be a whole number"):
+        default_jobs()

@@ -122,3 +122,24 @@ def test_token_matched_auc_separates_context_from_token_detectors():
     assert np.isnan(token_matched_auc([1.0, 2.0], [True, False], [1, 2])["auc"])  # no token on both sides
     with pytest.raises(ValueError, match="one value per position"):
         token_matched_auc([1.0], [True, False], [1, 2])
+
+
+def test_neuron_contexts_read_the_neuron_on_every_token(tiny_model) -> None:
+    """A card's values are the neuron's activation at each token: a direct forward pass gives the same numbers."""
+    import torch
+
+    from sparse_probing.analysis.cards import neuron_contexts
+
+    texts = [("a", "The cat sat on the mat and looked at the door."), ("b", "Über naïve café: 日本 data neuron.")]
+    got = neuron_contexts(tiny_model, {(1, 5): texts, (0, 2): texts[:1]}, signs={(0, 2): -1.0}, window=3)
+    assert set(got) == {(1, 5), (0, 2)} and len(got[(1, 5)]) == 2 and len(got[(0, 2)]) == 1
+    for ctx in got[(1, 5)]:
+        assert len(ctx.pieces) == len(ctx.values) <= 7 and ctx.values[ctx.peak] == ctx.values.max()
+    enc = tiny_model.tokenizer(texts[0][1], return_tensors="pt")
+    seen = {}
+    with torch.inference_mode():
+        tiny_model.bridge.run_with_hooks(enc["input_ids"], return_type=None,
+                                         fwd_hooks=[("blocks.1.mlp.hook_post", lambda a, hook: seen.setdefault("a", a))])  # fmt: skip
+    direct = seen["a"][0, :, 5].numpy()
+    assert np.isclose(got[(1, 5)][0].values.max(), direct.max(), atol=1e-5)
+    assert "".join(got[(1, 5)][0].pieces) in texts[0][1]  # windows are pieces of the text itself

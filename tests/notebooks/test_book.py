@@ -99,20 +99,12 @@ def test_every_page_exists_and_figures_are_embedded(smoke_book):
 
 
 _NO_BROWSER = "Chromium is not installed (Debian package 'chromium'): the browser checks of the built site are skipped"
-_BOX_TOO_LOW = {
-    "03_superposition": "its introduction (data, measure, what differs) precedes the box: 1,238 px at 1400 px in "
-    "the published run; moving those paragraphs below the box needs the chapter re-executed"
-}
 PAGE_BUDGET_KB = 5000
 """Page weight budget (the page and every local file it loads): the heaviest page is 4.7 MB today, mostly the
 theme's scripts and icon font."""
 
 
-@pytest.mark.parametrize(
-    "chapter",
-    [pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=_BOX_TOO_LOW[c])) if c in _BOX_TOO_LOW else c
-     for c in chapter_names()],
-)  # fmt: skip
+@pytest.mark.parametrize("chapter", chapter_names())
 def test_a_chapter_shows_its_answer_on_the_first_screen(smoke_book, chapter):
     from sparse_probing.sitecheck import chromium, measure_page
 

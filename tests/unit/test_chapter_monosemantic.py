@@ -301,3 +301,22 @@ def test_dedicated_calibration_reads_the_ground_truth_record() -> None:
     }
     assert mono.dedicated_calibration([record]) == (1.0, 0.25)
     assert mono.dedicated_calibration([{"name": "06_survey", "metrics": {}}]) == (None, None)
+
+
+def test_named_neurons_link_to_their_cards() -> None:
+    from dataclasses import replace
+
+    from sparse_probing.analysis.cards import Context
+
+    result = _result()
+    first = result.summary.iloc[0]
+    key = (int(first["layer"]), int(first["neuron"]))
+    ctx = Context(pieces=("bonjour", " le"), values=np.array([1.0, 0.5]), peak=0, label="language=fr")
+    with_cards = replace(result, cards={key: ("natural_language / fr", [ctx])})
+    cells = mono.class_table(with_cards)["layer/neuron"]
+    linked = [c for c in cells if c.startswith("<a href=")]
+    assert linked and all(f"L{key[0]} N{key[1]}" in c for c in linked)
+    assert not any(c.startswith("<a") for c in mono.class_table(result)["layer/neuron"])  # no card, no link
+    html = mono.neuron_cards(with_cards)
+    assert html.count('class="neuron-card"') == 1 and f'id="neuron-l{key[0]}-n{key[1]}"' in html
+    assert "The 1 neuron named" in mono.caption_cards(with_cards)

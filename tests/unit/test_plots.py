@@ -50,3 +50,25 @@ def test_a_legend_outside_the_axes_does_not_make_the_image_wider_than_the_column
     data, width = plots.png_for_column(fig)
     assert int.from_bytes(data[16:20], "big") / plots.SCALE <= 100 * plots.COLUMN_INCHES + 1
     assert width <= 100 * plots.COLUMN_INCHES
+
+
+def test_zoom_near_top_repeats_only_the_lines_near_one() -> None:
+    import matplotlib.pyplot as plt
+
+    from sparse_probing.plots import zoom_near_top
+
+    _, ax = plt.subplots()
+    ax.plot([1, 2, 4], [0.97, 0.98, 0.985], label="a")
+    ax.plot([1, 2, 4], [0.975, 0.982, 0.99], label="b")
+    ax.plot([1, 2, 4], [0.2, 0.3, 0.5], label="control")
+    ax.axhline(0.96, color="C3")
+    ax.set_ylim(0, 1.02)
+    inset = zoom_near_top(ax)
+    assert inset is not None and len(inset.get_lines()) == 3  # a, b and the reference line; not the control
+    lo, hi = inset.get_ylim()
+    assert 0.9 < lo < 0.96 and 0.99 < hi < 1.0
+    _, ax2 = plt.subplots()
+    ax2.plot([1, 2], [0.99, 0.995])
+    ax2.plot([1, 2], [0.3, 0.4])
+    assert zoom_near_top(ax2) is None  # one line near the top: nothing to separate
+    plt.close("all")

@@ -39,10 +39,28 @@ def test_mean_difference_value() -> None:
     np.testing.assert_allclose(mean_difference(X, y, standardize=False), [4.0, 3.0])
     np.testing.assert_allclose(mean_difference(X, y), [4.0 / X[:, 0].std(), 3.0 / X[:, 1].std()])
     np.testing.assert_allclose(score_neurons(X, y, "mean_diff"), mean_difference(X, y))
+    np.testing.assert_allclose(score_neurons(X, y, "mean_diff_raw"), [4.0, 3.0])
     # scale-free: multiplying a neuron by 1000 does not change its standardized score
     X_scaled = X * np.array([1000.0, 1.0])
     np.testing.assert_allclose(mean_difference(X_scaled, y), mean_difference(X, y))
     assert mean_difference(np.column_stack([X, np.ones(4)]), y)[2] == 0.0  # a constant neuron scores 0
+    # the raw difference is not scale-free: the scaled neuron wins by its scale alone
+    assert (
+        rank_neurons(X_scaled, y, "mean_diff_raw")[0] == 0
+        and rank_neurons(X_scaled / [1000.0, 0.001], y, "mean_diff_raw")[0] == 1
+    )
+
+
+def test_mean_diff_matches_the_papers_normalized_pipeline() -> None:
+    """The paper's ranker (plain difference) on activations divided by 10 * max(std, 1e-3) gives mean_diff's order."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 30)) * rng.uniform(0.01, 50, size=30)
+    y = (rng.random(200) < 0.3).astype(int)
+    X[:, 5] = 0.05 * rng.normal(size=200) + 0.1 * y  # planted, on a small scale
+    normalized = X / (10 * np.maximum(X.std(axis=0), 1e-3))
+    paper = np.argsort(-np.abs(normalized[y == 1].mean(0) - normalized[y == 0].mean(0)), kind="stable")
+    np.testing.assert_array_equal(rank_neurons(X, y, "mean_diff"), paper)
+    assert paper[0] == 5 and rank_neurons(X, y, "mean_diff_raw")[0] != 5  # the planted neuron loses to scale
 
 
 def test_random_ranker_is_seeded_permutation() -> None:

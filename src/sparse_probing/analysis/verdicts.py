@@ -53,6 +53,7 @@ __all__ = [
     "describe_difference",
     "findings_box",
     "format_ci",
+    "format_number",
     "verdict",
     "verdict_and_reason",
     "verdict_box",
@@ -303,6 +304,11 @@ def calibrated_power(diagnostic: str, records: Iterable[Mapping[str, Any]] | Non
     return calibrated_rates(diagnostic, records)[0]
 
 
+def format_number(value: float, digits: int = 2) -> str:
+    """A number of a table or sentence: ``digits`` decimals, a true minus sign, ``n/a`` when missing."""
+    return f"{value:.{digits}f}".replace("-", "\u2212") if math.isfinite(value) else "n/a"
+
+
 def format_ci(estimate: float, low: float, high: float, digits: int = 2) -> str:
     """``0.95 (0.82-1.00)``; negative bounds are written with a minus sign and "to": ``-0.12 (-0.19 to -0.07)``."""
     values = (estimate, low, high)
@@ -310,7 +316,7 @@ def format_ci(estimate: float, low: float, high: float, digits: int = 2) -> str:
         return "n/a"
     while digits < 4 and any(v != 0 and round(v, digits) == 0 for v in (low, high)):
         digits += 1  # a bound that is not zero is never printed as 0.00 (it decides "reliably higher")
-    e, lo, hi = (f"{v:.{digits}f}".replace("-", "\u2212") for v in values)
+    e, lo, hi = (format_number(v, digits) for v in values)
     sep = " to " if min(low, high) < 0 else "-"
     return f"{e} ({lo}{sep}{hi})"
 

@@ -333,13 +333,12 @@ def basis_comparison(
                 rotations_by_dim[D] = [
                     random_orthogonal(D, seed + 1 + r).astype(np.float32) for r in range(n_rotations)
                 ]
-            rotations = rotations_by_dim[D]
+            rotated = [X_ND @ R_DD for R_DD in rotations_by_dim[D]]  # once per (site, layer), not per task
             for task, y_N in labels.items():
                 (fit,) = fit_method(method, X_ND[tr], y_N[tr], [1], random_state=seed)
                 f1 = binary_metrics(y_N[te], (fit.decision_function(X_ND[te]) > 0).astype(int))["f1"]
                 rot = []
-                for R_DD in rotations:
-                    Xr_ND = X_ND @ R_DD
+                for Xr_ND in rotated:
                     (fr,) = fit_method(method, Xr_ND[tr], y_N[tr], [1], random_state=seed)
                     rot.append(binary_metrics(y_N[te], (fr.decision_function(Xr_ND[te]) > 0).astype(int))["f1"])
                 rows.append({"site": site, "layer": layer, "task": task, "f1_neurons": f1,

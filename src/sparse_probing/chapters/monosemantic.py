@@ -50,6 +50,7 @@ from ..analysis.statistics import (
     minimal_detectable_effect,
 )
 from ..analysis.verdicts import ClaimEvidence, format_ci
+from ..analysis.verdicts import format_number as _fmt
 from ._config import ChapterConfig, ConfigError
 
 __all__ = [
@@ -62,6 +63,7 @@ __all__ = [
     "ablation_table",
     "attribution_check_table",
     "caption_ablation",
+    "caption_cards",
     "caption_cases",
     "caption_depth",
     "caption_layers",
@@ -77,6 +79,7 @@ __all__ = [
     "findings",
     "is_factual",
     "is_primary",
+    "neuron_cards",
     "plot_ablation",
     "plot_cases",
     "plot_depth",
@@ -223,12 +226,17 @@ class MonosemanticConfig(ChapterConfig):
     """Bootstrap resamples of the claims' intervals."""
     n_top_examples: int = 3
     """Most-activating texts per case-study neuron."""
+    n_card_texts: int = 3
+    """Texts on every named neuron's card (its most extreme documents in its class's direction; 0: no cards)."""
     case_classes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     """Family -> classes shown as case studies (activation histogram and top texts)."""
     ablation_families: tuple[str, ...] = ("paper_code", "natural_language", "code_language", "data_source")
     """Document-level families whose every conclusive class is ablated."""
     n_ablation_texts: int = 30
     """Held-out texts per ablated class (target) and as many of the family's other classes."""
+    ablation_length: int = 64
+    """Tokens of each ablated text (its first this many, at most the family's context length): the loss is read
+    on them with and without the neuron, for attribution patching and exact ablation alike."""
     n_checked_cases: int = 2
     """Ablated classes whose attribution estimates are checked by exact ablation."""
     n_checked_neurons: int = 4
@@ -274,7 +282,9 @@ class MonosemanticConfig(ChapterConfig):
             need(not stray, f"{name} names families that are not probed: {stray}; probed: {list(self.families)}")
         facts = sorted(f for f in self.ablation_families if is_factual(f))
         need(not facts, f"ablation_families holds fact families {facts}: ablation needs document-level contexts")
+        need(self.n_card_texts >= 0, f"n_card_texts must be 0 (no cards) or more, got {self.n_card_texts}")
         need(self.n_ablation_texts >= 2, f"n_ablation_texts must be at least 2, got {self.n_ablation_texts}")
+        need(self.ablation_length >= 2, f"ablation_length must be at least 2 tokens, got {self.ablation_length}")
         need(self.n_checked_cases >= 0, f"n_checked_cases must be at least 0, got {self.n_checked_cases}")
         need(self.n_checked_neurons >= 1, f"n_checked_neurons must be at least 1, got {self.n_checked_neurons}")
 
@@ -300,7 +310,7 @@ class MonosemanticResult:
     """One row per (family, task): ``class, primary, kind`` (context or fact), ``examples, test_positives,
     n_folds, status``; the best single neuron with its layer chosen on validation in each fold: ``f1_test``,
     ``roc_auc_test`` (means over folds, ``_sd`` their spread), ``chosen_layers`` and ``depth`` (mean relative
-    depth), ``dedicated``; fold 0's choice ``layer, neuron, raises`` and its best middle-third neuron
+    depth), ``dedicated``; fold 0's choice ``layer, neuron`` and its best middle-third neuron
     ``middle_layer, middle_neuron``; per third ``<third>_f1`` and ``<third>_roc_auc``; baselines at each fold's
     chosen layer ``dense_*, random_basis_*, control_*``, the surface baselines ``token_f1``,
     ``bag_of_tokens_f1`` and the best one ``surface_baseline, surface_f1, surface_roc_auc``; the token-controlled
@@ -328,6 +338,9 @@ class MonosemanticResult:
     timings: pd.DataFrame
     """Per family: ``dataset`` (versioned key), ``examples``, ``tasks``, ``cache_s``, ``probe_s``, ``control_s``,
     ``ablation_s``."""
+    cards: Mapping[tuple[int, int], tuple[str, list[Any]]] = field(default_factory=dict)
+    """(layer, neuron) of every class's fold-0 neuron -> (its classes, its top contexts as
+    :class:`~sparse_probing.analysis.cards.Context`)."""
 
     @property
     def datasets(self) -> dict[str, str]:
@@ -897,6 +910,38 @@ def _case_study(
     return case, hist, top.assign(family=family, **{"class": row["class"]})
 
 
+def _cards(config: MonosemanticConfig, lm: Any, fams: Mapping[str, _Family]) -> dict[tuple[int, int], Any]:
+    """Every class's fold-0 neuron with its ``n_card_texts`` most extreme documents in the class's direction (by the
+    cached pooled activation), each labelled with its value of the class's feature, read token by token."""
+    from ..analysis.cards import neuron_contexts
+    from ..study import dataset_of
+
+    if not config.n_card_texts:
+        return {}
+    units: dict[tuple[int, int], list[tuple[str, str]]] = {}
+    titles: dict[tuple[int, int], list[str]] = {}
+    signs: dict[tuple[int, int], float] = {}
+    lengths = []
+    for family, fam in fams.items():
+        if not len(fam.summary):
+            continue
+        ds = dataset_of(fam.acts)
+        doc_N = fam.acts.examples["doc"].to_numpy()
+        lengths.append(config.context_length(family))
+        for r in fam.summary.itertuples(index=False):
+            key = (int(r.layer), int(r.neuron))
+            titles.setdefault(key, []).append(f"{family} / {r[fam.summary.columns.get_loc('class')]}")
+            if key in units:
+                continue
+            signs[key] = 1.0 if _raises(fam, r.task, *key) else -1.0
+            x = signs[key] * np.asarray(fam.acts.layer(key[0])[:, key[1]], dtype=np.float64)
+            docs = list(dict.fromkeys(doc_N[np.argsort(-x, kind="stable")].tolist()))[: config.n_card_texts]
+            feature = str(r.task).split("=", 1)[0]
+            units[key] = [(f"{feature}={ds.documents[d].labels.get(feature, '?')}", ds.documents[d].text) for d in docs]
+    contexts = neuron_contexts(lm, units, signs=signs, max_length=max(lengths, default=config.max_length))
+    return {key: ("; ".join(titles[key]), contexts[key]) for key in units}
+
+
 def _doc_label(labels: Mapping[str, Any], task: str) -> int | None:
     """1/0 for a document and a task name of :func:`~sparse_probing.study.binary_tasks`; None when unlabelled."""
     if "=" in task:
@@ -942,7 +987,7 @@ def _ablate_family(
     texts = [full.documents[d].text for d in docs]
     cases = s[s["task"].isin(list(chosen_docs))]
     layers = set(cases["layer"].astype(int)) | {int(v) for v in cases["middle_layer"] if v >= 0}
-    length = config.context_length(family)
+    length = min(config.ablation_length, config.context_length(family))
     att = attribution_effects(lm, sorted(layers), texts, max_length=length)
     effects, rows, checks = [], [], []
     from .._progress import tqdm
@@ -1024,6 +1069,7 @@ def run(config: MonosemanticConfig, *, model: Any | None = None) -> Monosemantic
     summary["context_neuron"] = context_neurons(summary)
     for family, fam in fams.items():
         fam.summary = summary[summary["family"] == family].reset_index(drop=True)
+    cards = _cards(config, lm, fams)
     rng = np.random.default_rng(config.seed)
     cases, hists, tops, effects, ablations, checks = [], [], [], [], [], []
     for family, classes in config.case_classes.items():
@@ -1062,12 +1108,11 @@ def run(config: MonosemanticConfig, *, model: Any | None = None) -> Monosemantic
         effects=pd.concat(effects, ignore_index=True) if effects else pd.DataFrame(),
         attribution_check=pd.DataFrame(checks),
         timings=pd.DataFrame([f.timing for f in fams.values()]),
+        cards=cards,
     )
 
 
 # ---------------------------------------------------------------------------------------------- tables
-def _fmt(value: float, digits: int = 2) -> str:
-    return f"{value:.{digits}f}".replace("-", "\u2212") if np.isfinite(value) else "n/a"
 
 
 def family_table(result: MonosemanticResult) -> pd.DataFrame:
@@ -1099,6 +1144,35 @@ def family_table(result: MonosemanticResult) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _neuron_cell(result: MonosemanticResult, layer: int, neuron: int) -> str:
+    """``L{layer} N{neuron}``, linked to the neuron's card when the chapter drew one."""
+    from ..analysis.cards import neuron_link
+
+    return neuron_link(layer, neuron) if (int(layer), int(neuron)) in result.cards else f"L{layer} N{neuron}"
+
+
+def neuron_cards(result: MonosemanticResult) -> str:
+    """Every named neuron's card (HTML), in layer order: its classes and its top contexts, each token shaded by the
+    neuron's activation in its class's direction."""
+    from ..analysis.cards import card_html
+
+    return "".join(card_html(layer, neuron, title, contexts)
+                   for (layer, neuron), (title, contexts) in sorted(result.cards.items()))  # fmt: skip
+
+
+def caption_cards(result: MonosemanticResult) -> str:
+    """What the cards show, with the number of neurons and texts."""
+    n = len(result.cards)
+    return (
+        f"**Neuron cards.** The {n} neuron{'' if n == 1 else 's'} named in the tables above (each class's fold-0 neuron), each with the "
+        f"{result.config.n_card_texts} cached documents on which its pooled activation is most extreme in its "
+        "class's direction, labelled with their class. Every token is shaded by the neuron's activation on it "
+        "(orange in the class's direction, blue against it, full colour at the card's peak; hover for the value), "
+        "12 tokens either side of the text's peak (underlined). A context neuron lights up across its context, not "
+        "on one token."
+    )
+
+
 def class_table(result: MonosemanticResult, *, n: int | None = None) -> pd.DataFrame:
     """One row per class (the paper's data first, at most ``n``): fold 0's layer and neuron, the cross-validated F1
     (± its spread over folds) and ROC-AUC, relative depth, the baselines (F1), the token-matched ROC-AUC and whether
@@ -1113,7 +1187,7 @@ def class_table(result: MonosemanticResult, *, n: int | None = None) -> pd.DataF
             "family": s["family"],
             "class": s["class"],
             "test positives": s["test_positives"],
-            "layer/neuron": [f"L{a} N{b}" for a, b in zip(s["layer"], s["neuron"], strict=True)],
+            "layer/neuron": [_neuron_cell(result, a, b) for a, b in zip(s["layer"], s["neuron"], strict=True)],
             "depth": [_fmt(v) for v in s["depth"]],
             "F1 (± sd)": [f"{_fmt(a)} ± {_fmt(b)}" for a, b in zip(s["f1_test"], s["f1_test_sd"], strict=True)],
             "ROC-AUC": [_fmt(v) for v in s["roc_auc_test"]],
@@ -1170,7 +1244,7 @@ def ablation_table(result: MonosemanticResult) -> pd.DataFrame:
         {
             "family": a["family"],
             "class": a["class"],
-            "layer/neuron": [f"L{x} N{y}" for x, y in zip(a["layer"], a["neuron"], strict=True)],
+            "layer/neuron": [_neuron_cell(result, x, y) for x, y in zip(a["layer"], a["neuron"], strict=True)],
             "texts": [f"{x} + {y}" for x, y in zip(a["n_target"], a["n_other"], strict=True)],
             "clean loss": [_fmt(v) for v in a["clean_loss"]],
             "effect, mean (exact)": [_fmt(v, 3) for v in a["effect"]],

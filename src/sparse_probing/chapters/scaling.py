@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from ..analysis.statistics import bootstrap_statistic, is_dedicated, minimal_detectable_effect, paired_bootstrap
+from ..analysis.verdicts import format_number as _fmt
 from ..splits import Split, grouped_split
 from ._config import ChapterConfig, ConfigError
 
@@ -725,8 +726,6 @@ def splitting_claim(
 
 
 # ---------------------------------------------------------------------------------------------- tables
-def _fmt(value: float, digits: int = 2) -> str:
-    return f"{value:.{digits}f}".replace("-", "\u2212") if np.isfinite(value) else "n/a"
 
 
 def _signed(value: float, digits: int = 2) -> str:
@@ -877,7 +876,7 @@ def _palette(families: Sequence[str]) -> dict[str, Any]:
 def plot_size(result: ScalingResult) -> Any:
     """Left: mean best single-neuron test F1 (95% interval over tasks) against non-embedding parameters, the family
     models joined by a line, the others as squares, for the primary and the secondary datasets, with the control's
-    mean as a dashed line. Right: the paper's numbers for Pythia."""
+    mean as a dashed line. Right: the paper's numbers for Pythia, on the same y range."""
     import matplotlib.pyplot as plt
 
     t = model_table(result)
@@ -908,7 +907,7 @@ def plot_size(result: ScalingResult) -> Any:
     paper = pd.Series(PAPER_MEAN_BEST_SINGLE_NEURON_F1)
     axes[1].plot(range(len(paper)), paper.to_numpy(), "o-", color="C2")
     axes[1].set_xticks(range(len(paper)), paper.index, fontsize=8)
-    axes[1].set(xlabel="Pythia model", ylabel="mean best single-neuron F1")
+    axes[1].set(xlabel="Pythia model", ylabel="mean best single-neuron F1", ylim=ax.get_ylim())  # ours' y range
     axes[1].set_title("Paper (top 100 features)", fontsize=10)
     fig.tight_layout()
     plt.close(fig)
@@ -953,7 +952,7 @@ def caption_size(result: ScalingResult, number: int = 2) -> str:
     label = "random basis" if result.config.control == "random_basis" else "shuffled labels"
     text = (
         f"**Figure {number}.** Mean test F1 of the best single neuron per task (layer chosen on validation ROC-AUC) "
-        f"against model size, with the {label} control as dashed lines; right, the paper's Pythia numbers."
+        f"against model size, with the {label} control as dashed lines; right, the paper's Pythia numbers on the same y range."
     )
     diff = size_difference(result.neurons, order, n_boot=result.config.n_boot, seed=result.config.seed)
     if diff:

@@ -45,6 +45,7 @@ import pandas as pd
 from sklearn.exceptions import ConvergenceWarning
 
 from ..analysis.statistics import bootstrap_statistic, paired_bootstrap
+from ..analysis.verdicts import format_number as _fmt
 from ..splits import Split, grouped_split
 from ._config import ChapterConfig, ConfigError
 
@@ -448,8 +449,6 @@ def summarize(
 
 
 # ---------------------------------------------------------------------------------------------- claims
-def _fmt(value: float, digits: int = 2) -> str:
-    return f"{value:.{digits}f}".replace("-", "\u2212") if np.isfinite(value) else "n/a"
 
 
 def superposition_claim(
@@ -1087,6 +1086,8 @@ def plot_k(result: SuperpositionResult) -> Any:
     horizontal lines the best single neuron and the best surface baseline (early layers)."""
     import matplotlib.pyplot as plt
 
+    from ..plots import zoom_near_top
+
     c = result.config
     curves = k_curves(result)
     s = result.summary
@@ -1116,6 +1117,7 @@ def plot_k(result: SuperpositionResult) -> Any:
             ylim=(0, 1.02),
             ylabel=f"test {'F1' if c.claim_metric == 'f1' else 'ROC-AUC'}",
         )
+        zoom_near_top(ax)
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=3, bbox_to_anchor=(0.5, -0.12), frameon=False, fontsize=8)
     fig.tight_layout()

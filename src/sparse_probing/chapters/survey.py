@@ -40,6 +40,7 @@ from sklearn.linear_model import ElasticNet
 from sklearn.metrics import r2_score
 
 from ..analysis.statistics import bootstrap_statistic
+from ..analysis.verdicts import format_number as _fmt
 from ..splits import Split, grouped_split
 from ._config import ChapterConfig, ConfigError
 
@@ -602,8 +603,6 @@ def run(config: SurveyConfig, *, model: Any | None = None) -> SurveyResult:
 
 
 # ---------------------------------------------------------------------------------------------- tables and figures
-def _fmt(value: float, digits: int = 2) -> str:
-    return f"{value:.{digits}f}".replace("-", "\u2212") if np.isfinite(value) else "n/a"
 
 
 def family_table(result: SurveyResult) -> pd.DataFrame:

@@ -319,6 +319,23 @@ def _run_task(
 
 
 _SCHEDULER_ENV = "SPARSE_PROBING_SCHEDULER"  # distributed.SCHEDULER_ENV, named here so that nothing imports Dask
+JOBS_ENV = "SPARSE_PROBING_JOBS"
+"""Environment variable giving the joblib workers of a sweep whose ``n_jobs`` is not given (default 1); the
+``sparse-probing chapter`` and ``book`` commands set it (``--jobs``, default: the cores this process may use)."""
+
+
+def default_jobs() -> int:
+    """Workers of a sweep without an explicit ``n_jobs``: ``$SPARSE_PROBING_JOBS`` (default 1), and 1 inside a
+    worker process (no nested pools)."""
+    import multiprocessing
+
+    if multiprocessing.parent_process() is not None:
+        return 1
+    value = os.environ.get(JOBS_ENV, "1")
+    try:
+        return max(1, int(value))
+    except ValueError:
+        raise ProbeInputError(f"${JOBS_ENV} must be a whole number of workers, got {value!r}.") from None
 
 
 def _dask_client() -> Any:
@@ -343,7 +360,7 @@ def run_sweep(
     *,
     groups: Any | None = None,
     n_boot: int = 0,
-    n_jobs: int = 1,
+    n_jobs: int | None = None,
     progress: bool = True,
 ) -> pd.DataFrame:
     """Fit every (feature, layer, method) on the train rows and score every k on validation and test.
@@ -360,7 +377,8 @@ def run_sweep(
     groups : array (N,), optional
         Document ids; with ``n_boot > 0`` the test F1 gets a bootstrap interval over documents
         (``f1_test_low``, ``f1_test_high``).
-    n_jobs : joblib workers (at most the cores you may use) when no Dask scheduler is active.
+    n_jobs : joblib workers (at most the cores you may use) when no Dask scheduler is active; default
+        :func:`default_jobs`. The table does not depend on it.
     progress : show a tqdm progress bar.
 
     With a Dask scheduler active (a :func:`sparse_probing.distributed.scheduler` block, or
@@ -397,6 +415,7 @@ def run_sweep(
         for rows_out in run_batches(_run_task, calls, client=client, kind="sweep", desc="probing", progress=progress):
             records.extend(rows_out)
     else:
+        n_jobs = default_jobs() if n_jobs is None else n_jobs
         results = Parallel(n_jobs=n_jobs, return_as="generator")(delayed(_run_task)(*call) for call in calls)
         for rows_out in tqdm(results, total=len(calls), disable=not progress, desc="probing"):
             records.extend(rows_out)
@@ -419,7 +438,7 @@ def run_cv_sweep(
     specs: Sequence[ProbeSpec | str],
     *,
     groups: Any | None = None,
-    n_jobs: int = 1,
+    n_jobs: int | None = None,
     progress: bool = True,
 ) -> pd.DataFrame:
     """:func:`run_sweep` in every fold of a cross-validation (:func:`~sparse_probing.splits.grouped_cv`): one table
