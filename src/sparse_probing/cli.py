@@ -164,6 +164,9 @@ def _served(scheduler: str | None) -> Any:
     return serve(scheduler)
 
 
+JOBS_HELP = "processes of the probe sweeps (default: every core this process may use; the tables do not depend on it)"
+
+
 def _set_jobs(jobs: int | None) -> int:
     """Workers of the chapters' probe sweeps (``$SPARSE_PROBING_JOBS``, read by the chapter kernels): ``--jobs``, or
     every core this process may use."""
@@ -501,9 +504,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-dir", default=None,
                    help="where the executed notebook and its results/ go (default data/results/runs)")  # fmt: skip
     p.add_argument("--scheduler", default=None, metavar="VALUE", help=SCHEDULER_HELP)
-    p.add_argument("--jobs", type=int, default=None, metavar="N",
-                   help="processes of the probe sweeps (default: every core this process may use; results do not "
-                        "depend on it)")  # fmt: skip
+    p.add_argument("--jobs", type=int, default=None, metavar="N", help=JOBS_HELP)
     p.set_defaults(func=_cmd_chapter)
     p = sub.add_parser("book", help="run every chapter, then build the site into _build/html")
     p.add_argument("--variant", default="default")
@@ -511,9 +512,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", action="append", default=[], metavar="CHAPTER",
                    help="re-run only this chapter before building (repeatable)")  # fmt: skip
     p.add_argument("--scheduler", default=None, metavar="VALUE", help=SCHEDULER_HELP)
-    p.add_argument("--jobs", type=int, default=None, metavar="N",
-                   help="processes of the probe sweeps (default: every core this process may use; results do not "
-                        "depend on it)")  # fmt: skip
+    p.add_argument("--jobs", type=int, default=None, metavar="N", help=JOBS_HELP)
     p.set_defaults(func=_cmd_book)
     return parser
 

@@ -122,7 +122,7 @@ class Figures:
 
 
 def zoom_near_top(
-    ax: Any, *, above: float = 0.9, bounds: tuple[float, float, float, float] = (0.5, 0.1, 0.46, 0.42)
+    ax: Any, *, above: float = 0.9, bounds: tuple[float, float, float, float] = (0.42, 0.06, 0.55, 0.36)
 ) -> Any:
     """An inset that repeats the lines of ``ax`` lying wholly above ``above`` on a y-range fitted to them, when two or
     more lie there (on a 0-1 axis they would coincide); returns the inset or None. Horizontal reference lines count

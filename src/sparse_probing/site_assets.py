@@ -119,7 +119,10 @@ def _math_only_where_used(app: Any, pagename: str, templatename: str, context: d
         return
     if app.env.get_domain("math").data.get("has_equations", {}).get(pagename):
         return
-    context["script_files"][:] = [js for js in context["script_files"] if "mathjax" not in str(js.filename or "")]
+    context["script_files"][:] = [
+        js for js in context["script_files"]
+        if "mathjax" not in str(js.filename or "").lower() and "MathJax" not in str(js.attributes.get("body", ""))
+    ]  # fmt: skip
 
 
 def _trim_icons(app: Any, exception: Exception | None) -> None:

@@ -93,11 +93,19 @@ def measure_page(page: str | Path, width: int = 1400, height: int = 1200, timeou
 
 _LOADS = re.compile(r"""<(?:script|img|link)\b[^>]*?\b(?:src|href)=["']([^"'#?]+)""", re.I)
 _FONTS = re.compile(r"""url\(["']?([^"')#?]+)""")
+_FONT_FACE = re.compile(r"@font-face\s*\{[^}]*\}", re.I)
+
+
+def _css_refs(css: str) -> list[str]:
+    """Files a stylesheet may make the browser fetch: of each ``@font-face`` only its first source (a browser
+    takes the first format it supports, woff2 before ttf), and every other ``url()``."""
+    first = [urls[0] for block in _FONT_FACE.findall(css) if (urls := _FONTS.findall(block))]
+    return first + _FONTS.findall(_FONT_FACE.sub("", css))
 
 
 def page_weight(page: str | Path) -> dict[str, int]:
     """Bytes of ``page`` and of every local script, stylesheet, image and font it loads (fonts read from the
-    stylesheets), by kind: ``html``, ``css``, ``js``, ``images``, ``fonts``, ``total``. Remote files are not
+    stylesheets: the first source of each font face), by kind: ``html``, ``css``, ``js``, ``images``, ``fonts``, ``total``. Remote files are not
     counted (the book loads none)."""
     page = Path(page).resolve()
     html = page.read_text()
@@ -114,7 +122,7 @@ def page_weight(page: str | Path) -> dict[str, int]:
             return
         sizes[kind] += path.stat().st_size
         if suffix == ".css":
-            for ref in _FONTS.findall(path.read_text(errors="ignore")):
+            for ref in _css_refs(path.read_text(errors="ignore")):
                 if not ref.startswith(("data:", "http")):
                     add((path.parent / ref).resolve())
 

@@ -320,3 +320,18 @@ def test_named_neurons_link_to_their_cards() -> None:
     html = mono.neuron_cards(with_cards)
     assert html.count('class="neuron-card"') == 1 and f'id="neuron-l{key[0]}-n{key[1]}"' in html
     assert "The 1 neuron named" in mono.caption_cards(with_cards)
+
+
+def test_tables_escape_text_but_not_the_card_links() -> None:
+    from dataclasses import replace
+
+    from sparse_probing.analysis.cards import Context
+
+    result = _result()
+    first = result.summary.iloc[0]
+    key = (int(first["layer"]), int(first["neuron"]))
+    cards = {key: ("x", [Context(pieces=("a",), values=np.array([1.0]), peak=0)])}
+    table = mono.class_table(replace(result, cards=cards)).assign(**{"class": "<script>x</script>"})
+    html = mono.styled(table).to_html()
+    assert f'<a href="#neuron-l{key[0]}-n{key[1]}">' in html and "&lt;a href" not in html
+    assert "<script>" not in html and "&lt;script&gt;" in html  # dataset text stays text

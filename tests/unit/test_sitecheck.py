@@ -15,8 +15,11 @@ PAGE = """<html><head><link rel="stylesheet" href="style.css"><script src="app.j
 
 
 def _site(tmp_path):
-    (tmp_path / "style.css").write_text("@font-face { src: url('font.woff2'); } body { margin: 0 }")
+    (tmp_path / "style.css").write_text(
+        "@font-face { src: url('font.woff2') format('woff2'), url(font.ttf) format('truetype'); } body { margin: 0 }"
+    )
     (tmp_path / "font.woff2").write_bytes(b"0" * 1000)
+    (tmp_path / "font.ttf").write_bytes(b"0" * 3000)  # never fetched: the browser takes the woff2
     (tmp_path / "app.js").write_text("var a = 1;")
     (tmp_path / "fig.png").write_bytes(b"1" * 500)
     page = tmp_path / "page.html"

@@ -87,6 +87,7 @@ __all__ = [
     "relative_depth",
     "run",
     "searched_layers",
+    "styled",
     "third_of",
     "top_text_tables",
 ]
@@ -1149,6 +1150,13 @@ def _neuron_cell(result: MonosemanticResult, layer: int, neuron: int) -> str:
     from ..analysis.cards import neuron_link
 
     return neuron_link(layer, neuron) if (int(layer), int(neuron)) in result.cards else f"L{layer} N{neuron}"
+
+
+def styled(table: pd.DataFrame) -> Any:
+    """A table of the chapter as the book shows it: no index, every cell escaped as HTML except the generated
+    ``layer/neuron`` links to the neuron cards."""
+    style = table.style.hide(axis="index")
+    return style.format(escape=None, subset=["layer/neuron"]) if "layer/neuron" in table.columns else style
 
 
 def neuron_cards(result: MonosemanticResult) -> str:
