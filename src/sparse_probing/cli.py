@@ -164,7 +164,10 @@ def _served(scheduler: str | None) -> Any:
     return serve(scheduler)
 
 
-JOBS_HELP = "processes of the probe sweeps (default: every core this process may use; the tables do not depend on it)"
+JOBS_HELP = (
+    "processes of the probe sweeps (default: every core this process may use; results agree with one process up to "
+    "floating-point summation order)"
+)
 
 
 def _set_jobs(jobs: int | None) -> int:

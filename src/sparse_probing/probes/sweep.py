@@ -378,7 +378,8 @@ def run_sweep(
         Document ids; with ``n_boot > 0`` the test F1 gets a bootstrap interval over documents
         (``f1_test_low``, ``f1_test_high``).
     n_jobs : joblib workers (at most the cores you may use) when no Dask scheduler is active; default
-        :func:`default_jobs`. The table does not depend on it.
+        :func:`default_jobs`. Every task is seeded on its own, so the table matches one process's up to
+        floating-point summation order (a worker's BLAS runs one thread).
     progress : show a tqdm progress bar.
 
     With a Dask scheduler active (a :func:`sparse_probing.distributed.scheduler` block, or
