@@ -8,8 +8,10 @@ classifier on the top k. The rankers of the paper:
     ``|mean(x_j | y=1) - mean(x_j | y=0)| / std(x_j)``: the class mean difference of activations standardized per
     neuron, the paper's heuristic as its experiments ran it: its ranker (``get_heuristic_neuron_ranking(...,
     'mean_dif')`` in ``experiments/probes.py`` of github.com/wesg52/sparse-probing-paper) takes the plain difference
-    of activations that every released experiment script first divides by ``10 * max(std, 1e-3)`` per neuron
-    (``--normalize_activations``, ``split_and_preprocess`` in ``experiments/inner_loops.py``). Here the standard
+    of activations that the scripts of its final experiments (``scripts/experiments/``, e.g. the compound-word
+    superposition and sparsity-sweep runs) first divide by ``10 * max(std, 1e-3)`` per neuron
+    (``--normalize_activations``, ``split_and_preprocess`` in ``experiments/inner_loops.py``; a few exploratory
+    scripts run without it). Here the standard
     deviation is floored at 1e-3 times its median over neurons instead, so near-constant neurons cannot win by
     division on any scale. The default ranker and the prefilter of the telescopic and optimal probes.
 ``mean_diff_raw``
