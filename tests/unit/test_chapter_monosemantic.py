@@ -335,3 +335,10 @@ def test_tables_escape_text_but_not_the_card_links() -> None:
     html = mono.styled(table).to_html()
     assert f'<a href="#neuron-l{key[0]}-n{key[1]}">' in html and "&lt;a href" not in html
     assert "<script>" not in html and "&lt;script&gt;" in html  # dataset text stays text
+
+
+def test_card_labels_read_the_examples_value() -> None:
+    from sparse_probing.chapters.monosemantic import _label_value
+
+    assert [_label_value(v) for v in (1.0, 0.0, True, "fr", np.nan, None)] == ["1", "0", "1", "fr", "unlabelled",
+                                                                              "unlabelled"]  # fmt: skip

@@ -911,9 +911,21 @@ def _case_study(
     return case, hist, top.assign(family=family, **{"class": row["class"]})
 
 
+def _label_value(value: Any) -> str:
+    """A card's label value: the example's value of the class's feature (``1``/``0`` for a yes/no feature)."""
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return "unlabelled"
+    return (
+        str(int(value))
+        if isinstance(value, (bool, np.bool_, float, np.floating)) and float(value) in (0, 1)
+        else str(value)
+    )
+
+
 def _cards(config: MonosemanticConfig, lm: Any, fams: Mapping[str, _Family]) -> dict[tuple[int, int], Any]:
     """Every class's fold-0 neuron with its ``n_card_texts`` most extreme documents in the class's direction (by the
-    cached pooled activation), each labelled with its value of the class's feature, read token by token."""
+    cached pooled activation), each labelled with its example's value of the class's feature (from the cache's
+    examples table, which holds the labels of document and fact families alike), read token by token."""
     from ..analysis.cards import neuron_contexts
     from ..study import dataset_of
 
@@ -927,7 +939,8 @@ def _cards(config: MonosemanticConfig, lm: Any, fams: Mapping[str, _Family]) -> 
         if not len(fam.summary):
             continue
         ds = dataset_of(fam.acts)
-        doc_N = fam.acts.examples["doc"].to_numpy()
+        ex = fam.acts.examples
+        doc_N = ex["doc"].to_numpy()
         lengths.append(config.context_length(family))
         for r in fam.summary.itertuples(index=False):
             key = (int(r.layer), int(r.neuron))
@@ -936,9 +949,16 @@ def _cards(config: MonosemanticConfig, lm: Any, fams: Mapping[str, _Family]) -> 
                 continue
             signs[key] = 1.0 if _raises(fam, r.task, *key) else -1.0
             x = signs[key] * np.asarray(fam.acts.layer(key[0])[:, key[1]], dtype=np.float64)
-            docs = list(dict.fromkeys(doc_N[np.argsort(-x, kind="stable")].tolist()))[: config.n_card_texts]
+            picked: dict[int, int] = {}  # document -> its most extreme example
+            for i in np.argsort(-x, kind="stable"):
+                picked.setdefault(int(doc_N[i]), int(i))
+                if len(picked) == config.n_card_texts:
+                    break
             feature = str(r.task).split("=", 1)[0]
-            units[key] = [(f"{feature}={ds.documents[d].labels.get(feature, '?')}", ds.documents[d].text) for d in docs]
+            values = ex[feature] if feature in ex.columns else pd.Series(np.nan, index=ex.index)
+            units[key] = [
+                (f"{feature}={_label_value(values.iloc[i])}", ds.documents[d].text) for d, i in picked.items()
+            ]
     contexts = neuron_contexts(lm, units, signs=signs, max_length=max(lengths, default=config.max_length))
     return {key: ("; ".join(titles[key]), contexts[key]) for key in units}
 
