@@ -62,7 +62,7 @@ _RUNTIME = """/* Only the icons these pages use (Font Awesome Free 6, CC BY 4.0 
 
 def icons_used(html_dir: Path) -> set[str]:
     """Names of the icons (``fa-solid fa-NAME`` or ``fas fa-NAME``) that the HTML pages under ``html_dir`` use; an
-    icon of another style is named ``style:NAME`` (it is never found in the solid pack, so the script stays whole)."""
+    icon of another style is named ``other:NAME`` (it is never found in the solid pack, so the script stays whole)."""
     names: set[str] = set()
     for page in Path(html_dir).rglob("*.html"):
         for cls in _ICON_CLASS.findall(page.read_text(encoding="utf-8", errors="replace")):
@@ -76,8 +76,7 @@ def solid_icons(script: str, names: set[str]) -> dict[str, list[Any]]:
 
     The script defines the brands, regular and solid packs in turn (``d("fab", ...)``, ``d("far", ...)``,
     ``d("fas", ...)``); an icon is read from the solid pack's definitions only."""
-    packs = [(m.start(), m.group(1)) for m in re.finditer(r'\bd\("(fa[bsr])",', script)]
-    ends = {name: pos for pos, name in packs}
+    ends = {m.group(1): m.start() for m in re.finditer(r'\bd\("(fa[bsr])",', script)}
     if "fas" not in ends or "far" not in ends:
         return {}
     lo, hi = ends["far"], ends["fas"]
@@ -98,19 +97,18 @@ def lighter_icon_script(html_dir: Path) -> tuple[int, int, list[str]]:
     if not path.is_file():
         return 0, 0, []
     script = path.read_text(encoding="utf-8")
+    size = len(script.encode())
     if "___FONT_AWESOME___" not in script:  # already replaced (an incremental build)
-        return len(script.encode()), len(script.encode()), []
+        return size, size, []
     names = icons_used(html_dir)
     icons = solid_icons(script, names)
     missing = sorted(names - set(icons))
     if missing:
-        return len(script.encode()), len(script.encode()), missing
+        return size, size, missing
     light = _RUNTIME % json.dumps(icons, sort_keys=True, separators=(",", ":"))
     path.write_text(light, encoding="utf-8")
-    for extra in (path.with_name(path.name + ".map"),):
-        if extra.is_file():
-            extra.unlink()
-    return len(script.encode()), len(light.encode()), []
+    path.with_name(path.name + ".map").unlink(missing_ok=True)  # the source map of the replaced script
+    return size, len(light.encode()), []
 
 
 def _math_only_where_used(app: Any, pagename: str, templatename: str, context: dict, doctree: Any) -> None:

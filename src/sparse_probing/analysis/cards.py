@@ -60,7 +60,7 @@ def neuron_contexts(
     ``(label, text)`` pairs; ``signs`` gives -1 for a neuron read in its negative direction (default +1). Texts are
     truncated to ``max_length`` tokens.
     """
-    from .specificity import build_broad_sample, readout
+    from .specificity import build_broad_sample, neuron_directions, readout
 
     if not units:
         return {}
@@ -68,16 +68,10 @@ def neuron_contexts(
     index = {t: i for i, t in enumerate(texts)}
     sample = build_broad_sample(model.tokenizer, {"cards": texts}, (), max_length=max_length)
     by_layer: dict[int, list[int]] = {}
-    for layer, neuron in units:
-        by_layer.setdefault(int(layer), []).append(int(neuron))
-    directions, column = {}, {}
-    for layer, neurons in by_layer.items():
-        neurons = sorted(set(neurons))
-        W = np.zeros((model.d_mlp, len(neurons)), dtype=np.float32)
-        W[neurons, np.arange(len(neurons))] = 1.0
-        directions[f"blocks.{layer}.mlp.hook_post"] = W
-        column.update({(layer, n): j for j, n in enumerate(neurons)})
-    out = readout(model, sample, directions, batch_size=batch_size)
+    for layer, neuron in sorted({(int(a), int(b)) for a, b in units}):
+        by_layer.setdefault(layer, []).append(neuron)
+    column = {(layer, n): j for layer, neurons in by_layer.items() for j, n in enumerate(neurons)}
+    out = readout(model, sample, neuron_directions(model.d_mlp, by_layer), batch_size=batch_size)
     rows_of = sample.positions.groupby("doc").indices
     pos_N = sample.positions["pos"].to_numpy()
     result: dict[tuple[int, int], list[Context]] = {}

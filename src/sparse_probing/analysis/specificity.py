@@ -37,6 +37,7 @@ __all__ = [
     "BroadSample",
     "bigram_words",
     "build_broad_sample",
+    "neuron_directions",
     "readout",
     "specificity",
     "token_matched_auc",
@@ -135,6 +136,17 @@ def build_broad_sample(
                 y[index[key]] = True
         labels[b] = y
     return BroadSample(tuple(all_texts), tuple(ids), tuple(offsets), positions, labels)
+
+
+def neuron_directions(d_mlp: int, neurons_by_layer: Mapping[int, Sequence[int]]) -> dict[str, np.ndarray]:
+    """:func:`readout` directions that read single MLP neurons: per layer a (d_mlp, m) one-hot matrix at
+    ``blocks.{layer}.mlp.hook_post``, column j reading the j-th listed neuron (a neuron may be listed twice)."""
+    out = {}
+    for layer, neurons in neurons_by_layer.items():
+        W = np.zeros((d_mlp, len(neurons)), dtype=np.float32)
+        W[np.asarray(neurons, dtype=int), np.arange(len(neurons))] = 1.0
+        out[f"blocks.{int(layer)}.mlp.hook_post"] = W
+    return out
 
 
 def readout(

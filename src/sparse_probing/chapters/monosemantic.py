@@ -864,7 +864,7 @@ def _raises(fam: _Family, task: str, layer: int, neuron: int) -> bool:
 
 def _token_control(config: MonosemanticConfig, lm: Any, fam: _Family, family: str) -> pd.DataFrame:
     """Token-matched ROC-AUC of each class's fold-0 neuron on the held-out documents of a context family."""
-    from ..analysis.specificity import build_broad_sample, readout, token_matched_auc
+    from ..analysis.specificity import build_broad_sample, neuron_directions, readout, token_matched_auc
     from ..datasets import load_dataset
 
     ex = fam.acts.examples
@@ -874,11 +874,7 @@ def _token_control(config: MonosemanticConfig, lm: Any, fam: _Family, family: st
     sample = build_broad_sample(lm.tokenizer, {"held out": [ds.documents[d].text for d in docs]}, (),
                                 max_length=config.context_length(family))  # fmt: skip
     s = fam.summary
-    directions = {}
-    for layer, group in s.groupby("layer"):
-        W = np.zeros((lm.d_mlp, len(group)), dtype=np.float32)
-        W[group["neuron"].to_numpy(), np.arange(len(group))] = 1.0
-        directions[f"blocks.{int(layer)}.mlp.hook_post"] = W
+    directions = neuron_directions(lm.d_mlp, {layer: group["neuron"].tolist() for layer, group in s.groupby("layer")})
     out = readout(lm, sample, directions)
     doc_rows = np.array([row_of[docs[int(d)]] for d in sample.positions["doc"]])
     token = sample.positions["token"].to_numpy()
